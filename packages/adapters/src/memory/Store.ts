@@ -1,0 +1,228 @@
+/**
+ * In-process implementations of every store port, over plain maps. For tests, the embedded library when
+ * nothing should touch the disk, and as the reference behaviour the SQLite adapter must match (one
+ * behavioural suite runs against both).
+ */
+import * as AuditLog from "@switchboard/core/AuditLog"
+import type * as Connection from "@switchboard/core/Connection"
+import * as ConnectionStore from "@switchboard/core/ConnectionStore"
+import type * as Connector from "@switchboard/core/Connector"
+import * as ConnectorStore from "@switchboard/core/ConnectorStore"
+import type * as Credential from "@switchboard/core/Credential"
+import * as CredentialVault from "@switchboard/core/CredentialVault"
+import { ConnectorInUse, ConnectorNotFound, NameTaken } from "@switchboard/core/Errors"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+
+interface ConnectionRow {
+  readonly connection: Connection.Connection
+  readonly secrets: Connection.Secrets
+}
+
+interface State {
+  /** org → id → versions (index = version - 1) */
+  readonly connectors: Map<string, Map<string, Array<Connector.Connector>>>
+  readonly credentials: Map<string, Credential.Credential>
+  /** org → id → row */
+  readonly connections: Map<string, Map<string, ConnectionRow>>
+  readonly audit: Map<string, Array<AuditLog.AuditRecord>>
+}
+
+const byOrg = <V>(map: Map<string, Map<string, V>>, org: string): Map<string, V> => {
+  let inner = map.get(org)
+  if (inner === undefined) {
+    inner = new Map()
+    map.set(org, inner)
+  }
+  return inner
+}
+
+const latest = (versions: ReadonlyArray<Connector.Connector>): Connector.Connector =>
+  versions[versions.length - 1] as Connector.Connector
+
+const credentialKey = (k: CredentialVault.Key): string =>
+  JSON.stringify([k.connectorId, k.scope, k.owner.org, k.owner.workspace ?? "", k.owner.user ?? "", k.name])
+
+const sortedAfter = <A extends { readonly id: string }>(rows: Iterable<A>, after: string | undefined): Array<A> =>
+  [...rows].filter((r) => after === undefined || r.id > after).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+
+/** Build the four store services over one shared state. */
+export const make = Effect.sync(() => {
+  const state: State = { connectors: new Map(), credentials: new Map(), connections: new Map(), audit: new Map() }
+
+  const nameTaken = (org: string, name: string, exceptId?: string) =>
+    [...byOrg(state.connectors, org).values()].some((v) => latest(v).name === name && latest(v).id !== exceptId)
+
+  const connectors = ConnectorStore.ConnectorStore.of({
+    insert: (org, connector) =>
+      Effect.suspend((): Effect.Effect<void, NameTaken> => {
+        if (nameTaken(org, connector.name)) {
+          return Effect.fail(
+            new NameTaken({ message: `a connector named ${connector.name} exists`, details: { name: connector.name } })
+          )
+        }
+        byOrg(state.connectors, org).set(connector.id, [connector])
+        return Effect.void
+      }),
+    update: (org, next) =>
+      Effect.suspend((): Effect.Effect<void, NameTaken | ConnectorNotFound> => {
+        const versions = byOrg(state.connectors, org).get(next.id)
+        if (versions === undefined || latest(versions).version !== next.version - 1) {
+          return Effect.fail(
+            new ConnectorNotFound({ message: `connector ${next.id} not found at version ${next.version - 1}` })
+          )
+        }
+        if (nameTaken(org, next.name, next.id)) {
+          return Effect.fail(
+            new NameTaken({ message: `a connector named ${next.name} exists`, details: { name: next.name } })
+          )
+        }
+        versions.push(next)
+        return Effect.void
+      }),
+    get: (org, id) =>
+      Effect.sync(() => Option.map(Option.fromUndefinedOr(byOrg(state.connectors, org).get(id)), latest)),
+    getByName: (org, name) =>
+      Effect.sync(() =>
+        Option.fromUndefinedOr([...byOrg(state.connectors, org).values()].map(latest).find((c) => c.name === name))
+      ),
+    getVersion: (org, id, version) =>
+      Effect.sync(() => Option.fromUndefinedOr(byOrg(state.connectors, org).get(id)?.[version - 1])),
+    list: (org, query) =>
+      Effect.sync(() =>
+        sortedAfter([...byOrg(state.connectors, org).values()].map(latest), query.after)
+          .filter((c) => query.kind === undefined || c.kind === query.kind)
+          .filter((c) => query.namePrefix === undefined || c.name.startsWith(query.namePrefix))
+          .slice(0, query.limit)
+      ),
+    delete: (org, id) =>
+      Effect.suspend((): Effect.Effect<void, ConnectorNotFound | ConnectorInUse> => {
+        const all = byOrg(state.connectors, org)
+        if (!all.has(id)) return Effect.fail(new ConnectorNotFound({ message: `connector ${id} not found` }))
+        const users = [...byOrg(state.connections, org).values()].filter((r) => r.connection.connector_id === id)
+        if (users.length > 0) {
+          return Effect.fail(
+            new ConnectorInUse({
+              message: `connector ${id} is used by ${users.length} connection(s); delete them first`,
+              details: { connections: users.map((r) => r.connection.id) }
+            })
+          )
+        }
+        all.delete(id)
+        for (const [key, cred] of state.credentials) if (cred.connector_id === id) state.credentials.delete(key)
+        return Effect.void
+      })
+  })
+
+  const vault = CredentialVault.CredentialVault.of({
+    put: (credential) =>
+      Effect.sync(() => {
+        const key = credentialKey({ connectorId: credential.connector_id, ...credential })
+        const existing = state.credentials.get(key)
+        const stored =
+          existing === undefined ? credential : { ...credential, id: existing.id, created_at: existing.created_at }
+        state.credentials.set(key, stored)
+        return stored
+      }),
+    get: (key) => Effect.sync(() => Option.fromUndefinedOr(state.credentials.get(credentialKey(key)))),
+    list: (connectorId, scope, owner) =>
+      Effect.sync(() =>
+        [...state.credentials.values()]
+          .filter(
+            (c) =>
+              c.connector_id === connectorId &&
+              c.scope === scope &&
+              c.owner.org === owner.org &&
+              c.owner.workspace === owner.workspace &&
+              c.owner.user === owner.user
+          )
+          .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      ),
+    delete: (key) => Effect.sync(() => state.credentials.delete(credentialKey(key)))
+  })
+
+  const connections = ConnectionStore.ConnectionStore.of({
+    insert: (connection, secrets) =>
+      Effect.suspend((): Effect.Effect<void, NameTaken | ConnectorNotFound> => {
+        const rows = byOrg(state.connections, connection.org)
+        if ([...rows.values()].some((r) => r.connection.name === connection.name)) {
+          return Effect.fail(
+            new NameTaken({
+              message: `a connection named ${connection.name} exists`,
+              details: { name: connection.name }
+            })
+          )
+        }
+        if (!byOrg(state.connectors, connection.org).has(connection.connector_id)) {
+          return Effect.fail(new ConnectorNotFound({ message: `connector ${connection.connector_id} not found` }))
+        }
+        rows.set(connection.id, { connection, secrets })
+        return Effect.void
+      }),
+    get: (org, id) =>
+      Effect.sync(() => Option.map(Option.fromUndefinedOr(byOrg(state.connections, org).get(id)), (r) => r.connection)),
+    getByName: (org, name) =>
+      Effect.sync(() =>
+        Option.fromUndefinedOr(
+          [...byOrg(state.connections, org).values()].map((r) => r.connection).find((c) => c.name === name)
+        )
+      ),
+    secrets: (org, id) =>
+      Effect.sync(() => byOrg(state.connections, org).get(id)?.secrets ?? { security: {}, headers: {} }),
+    list: (org, query) =>
+      Effect.sync(() =>
+        sortedAfter(
+          [...byOrg(state.connections, org).values()].map((r) => r.connection),
+          query.after
+        )
+          .filter((c) => c.access_scope === "organizational" || c.owner === query.visibleTo)
+          .filter((c) => query.connectorId === undefined || c.connector_id === query.connectorId)
+          .filter((c) => query.status === undefined || c.status === query.status)
+          .filter((c) => query.namePrefix === undefined || c.name.startsWith(query.namePrefix))
+          .slice(0, query.limit)
+      ),
+    setStatus: (org, id, patch) =>
+      Effect.sync(() => {
+        const rows = byOrg(state.connections, org)
+        const row = rows.get(id)
+        if (row === undefined) return Option.none()
+        const connection = { ...row.connection, ...patch }
+        rows.set(id, { ...row, connection })
+        return Option.some(connection)
+      }),
+    delete: (org, id) => Effect.sync(() => byOrg(state.connections, org).delete(id))
+  })
+
+  const audit = AuditLog.AuditLog.of({
+    append: (record) =>
+      Effect.sync(() => {
+        let rows = state.audit.get(record.org)
+        if (rows === undefined) {
+          rows = []
+          state.audit.set(record.org, rows)
+        }
+        rows.push(record)
+      }),
+    list: (org, query) =>
+      Effect.sync(() =>
+        [...(state.audit.get(org) ?? [])]
+          .filter((r) => query.after === undefined || r.id < query.after)
+          .filter((r) => query.connectionId === undefined || r.connection_id === query.connectionId)
+          .filter((r) => query.action === undefined || r.action === query.action)
+          .sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
+          .slice(0, query.limit)
+      )
+  })
+
+  return Context.make(ConnectorStore.ConnectorStore, connectors)
+    .pipe(Context.add(CredentialVault.CredentialVault, vault))
+    .pipe(Context.add(ConnectionStore.ConnectionStore, connections))
+    .pipe(Context.add(AuditLog.AuditLog, audit))
+})
+
+/** Every store port, in memory. Each build of the layer starts empty. */
+export const layer: Layer.Layer<
+  ConnectorStore.ConnectorStore | CredentialVault.CredentialVault | ConnectionStore.ConnectionStore | AuditLog.AuditLog
+> = Layer.effectContext(make)

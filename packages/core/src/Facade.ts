@@ -1,0 +1,81 @@
+/**
+ * A Promise facade over the Switchboard service for callers that do not use Effect. It runs the service on
+ * a ManagedRuntime built from the given store layer; failures reject with the typed error itself (with its
+ * `code`, `status` and `message`), and `as(principal)` gives the same facade acting for someone else.
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import type { AuditLog } from "./AuditLog.ts"
+import type { ConnectionStore } from "./ConnectionStore.ts"
+import type { ConnectorStore } from "./ConnectorStore.ts"
+import type { CredentialVault } from "./CredentialVault.ts"
+import * as Principal from "./Principal.ts"
+import * as Switchboard from "./Switchboard.ts"
+
+type Service = Switchboard.Switchboard["Service"]
+type Methods = {
+  readonly [K in keyof Service]: Service[K] extends (...args: infer A) => Effect.Effect<infer R, infer _E, infer _Rq>
+    ? (...args: A) => Promise<R>
+    : never
+}
+
+/** The facade: every service method as a Promise, plus `as` and `dispose`. */
+export interface SwitchboardClient extends Methods {
+  /** The same Switchboard acting as another principal. */
+  readonly as: (principal: Principal.Principal) => SwitchboardClient
+  /** The principal calls run as. */
+  readonly principal: Principal.Principal
+  /** Release the stores (closes database files). */
+  readonly dispose: () => Promise<void>
+}
+
+export type StoreServices = ConnectorStore | CredentialVault | ConnectionStore | AuditLog
+
+export interface Options<E> {
+  /** The store adapters: memory, SQLite, … */
+  readonly layer: Layer.Layer<StoreServices, E>
+  /** Who calls run as; the local admin by default. */
+  readonly principal?: Principal.Principal
+}
+
+/** Start a Switchboard on the given stores and return its Promise facade. */
+export const createSwitchboard = <E>(options: Options<E>): SwitchboardClient => {
+  const runtime = ManagedRuntime.make(Switchboard.layer.pipe(Layer.provide(options.layer)))
+  const bind = (principal: Principal.Principal): SwitchboardClient => {
+    const call =
+      (key: keyof Service) =>
+      (...args: ReadonlyArray<unknown>) =>
+        runtime.runPromise(
+          Effect.flatMap(Effect.service(Switchboard.Switchboard), (s) =>
+            (s[key] as (...a: ReadonlyArray<unknown>) => Effect.Effect<unknown, unknown>)(...args)
+          ).pipe(Effect.provideService(Principal.CurrentPrincipal, principal))
+        )
+    const methods = Object.fromEntries(
+      (
+        [
+          "createConnector",
+          "listConnectors",
+          "getConnector",
+          "getConnectorVersion",
+          "updateConnector",
+          "deleteConnector",
+          "authenticationMethods",
+          "setCredential",
+          "listCredentials",
+          "deleteCredential",
+          "createConnection",
+          "listConnections",
+          "getConnection",
+          "deleteConnection",
+          "setConnectionStatus",
+          "resolveCall",
+          "audit",
+          "listAudit"
+        ] satisfies ReadonlyArray<keyof Service>
+      ).map((key) => [key, call(key)])
+    ) as unknown as Methods
+    return { ...methods, principal, as: bind, dispose: () => runtime.dispose() }
+  }
+  return bind(options.principal ?? Principal.local("local"))
+}
