@@ -56,7 +56,7 @@ const method = (
   const body = Schema.Struct({
     name: Schema.optionalKey(Schema.String.annotate({ description: 'credential name; "default" when absent' })),
     ...(authenticationType === "CONFIG" ? {} : { auth_type: Schema.Literal(authenticationType) }),
-    values: Schema.Struct(valueFields)
+    values: fields.length === 0 ? Schema.Record(Schema.String, Schema.Never) : Schema.Struct(valueFields)
   })
   return {
     authenticationType,

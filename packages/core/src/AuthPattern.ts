@@ -107,7 +107,14 @@ const secretNames: ReadonlySet<string> = new Set([
   "client_secret",
   "access_token",
   "refresh_token",
-  "secret"
+  "secret",
+  "private_key",
+  "service_account_json",
+  "secret_access_key",
+  "session_token",
+  "api_secret",
+  "account_key",
+  "sas_token"
 ])
 
 const AuthPatternFields = Schema.Struct({

@@ -218,7 +218,7 @@ export const entries: ReadonlyArray<CatalogEntry> = [
     type: "salesforce",
     display_name: "Salesforce",
     category: "crm",
-    required_config: [["instanceUrl", "apiKey"]],
+    required_config: [["instanceUrl"]],
     optional_config: ["apiVersion"],
     numeric_config: [],
     auth_fields: ["token", "api_key"],
@@ -228,8 +228,8 @@ export const entries: ReadonlyArray<CatalogEntry> = [
     type: "hubspot",
     display_name: "HubSpot",
     category: "crm",
-    required_config: [["instanceUrl", "apiKey"]],
-    optional_config: [],
+    required_config: [],
+    optional_config: ["instanceUrl"],
     numeric_config: [],
     auth_fields: ["token", "api_key"],
     probe: "http"
@@ -269,6 +269,14 @@ export const configIssues = (
           alternatives.length === 1
             ? `${type} requires config field "${first}"`
             : `${type} requires one of config fields ${alternatives.map((a) => `"${a}"`).join(" or ")}`
+      })
+    }
+  }
+  for (const key of Object.keys(values)) {
+    if (entry.auth_fields.includes(key)) {
+      issues.push({
+        path: ["config", key],
+        issue: `"${key}" is a credential field: set it with a credential, not in config (config is not secret)`
       })
     }
   }
