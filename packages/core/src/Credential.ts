@@ -178,6 +178,10 @@ export const checkValues = (
   for (const field of required) {
     if (!present(field)) issues.push({ path: `values.${field}`, message: `${field} is required for ${pattern.type}` })
   }
+  const username = input.values["username"]
+  if (pattern.type === "BASIC" && username !== undefined && Redacted.value(username).includes(":")) {
+    issues.push({ path: "values.username", message: "a Basic auth username cannot contain ':' (RFC 7617)" })
+  }
   return issues.length === 0 ? Result.succeed(pattern.type) : Result.fail(issues)
 }
 

@@ -112,6 +112,14 @@ describe("Credential", () => {
       assertIssue(check(freshdesk, { values: { domain: "acme.freshdesk.com" } }), "values.username", /required/)
     })
 
+    it("a Basic username cannot contain ':' (RFC 7617)", () => {
+      assertIssue(
+        check(fixture("freshdesk-basic"), { values: { domain: "acme.freshdesk.com", username: "a:b" } }),
+        "values.username",
+        /cannot contain ':'/
+      )
+    })
+
     it("with several patterns, auth_type must say which", () => {
       const multi = fixture("domain-template")
       assertIssue(
