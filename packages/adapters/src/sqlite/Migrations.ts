@@ -1,0 +1,137 @@
+/**
+ * The schema of the SQLite store as an ordered list of migrations. The version a database is at is its
+ * `PRAGMA user_version` (0 for a new file); `migrate` applies every later migration and sets the version, inside
+ * the caller's transaction, so a database is at one version or the next, never in between. A database whose
+ * version is higher than the last migration here was written by a newer Switchboard and is refused.
+ *
+ * Migrations are append-only: a released one is never edited, a change is a new migration.
+ */
+import { StoreError } from "@switchboard/core/Errors"
+import * as Effect from "effect/Effect"
+import { type Database, newerSchema } from "./Database.ts"
+
+export interface Migration {
+  readonly version: number
+  readonly name: string
+  /** Statements without parameters, run with `exec`. */
+  readonly sql: string
+}
+
+/**
+ * Layout notes:
+ * - Lists are keyset-paginated by id within an org, so every listed table has a unique (org, id) index (or
+ *   primary key) and names that must be unique per org have a unique (org, name) index.
+ * - Secrets are never in clear: each row that has some keeps them as `key_id` + `sealed`, sealed under the
+ *   context (table, row id). JSON records hold no secret (connections keep header names and `has_security`).
+ * - `meta` holds the sealed check value that proves the master key at open.
+ */
+export const migrations: ReadonlyArray<Migration> = [
+  {
+    version: 1,
+    name: "initial schema",
+    sql: `
+      CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        sealed BLOB NOT NULL
+      ) STRICT;
+
+      CREATE TABLE connectors (
+        id TEXT PRIMARY KEY,
+        org TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        record TEXT NOT NULL
+      ) STRICT;
+      CREATE UNIQUE INDEX connectors_org_id ON connectors (org, id);
+      CREATE UNIQUE INDEX connectors_org_name ON connectors (org, name);
+
+      CREATE TABLE connector_versions (
+        connector_id TEXT NOT NULL REFERENCES connectors (id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (connector_id, version)
+      ) STRICT, WITHOUT ROWID;
+
+      CREATE TABLE credentials (
+        id TEXT PRIMARY KEY,
+        connector_id TEXT NOT NULL REFERENCES connectors (id) ON DELETE CASCADE,
+        scope TEXT NOT NULL,
+        owner_org TEXT NOT NULL,
+        owner_workspace TEXT NOT NULL,
+        owner_user TEXT NOT NULL,
+        name TEXT NOT NULL,
+        auth_type TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        sealed BLOB NOT NULL
+      ) STRICT;
+      CREATE UNIQUE INDEX credentials_key
+        ON credentials (connector_id, scope, owner_org, owner_workspace, owner_user, name);
+
+      CREATE TABLE connections (
+        id TEXT PRIMARY KEY,
+        org TEXT NOT NULL,
+        name TEXT NOT NULL,
+        connector_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        access_scope TEXT NOT NULL,
+        record TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        FOREIGN KEY (org, connector_id) REFERENCES connectors (org, id)
+      ) STRICT;
+      CREATE UNIQUE INDEX connections_org_id ON connections (org, id);
+      CREATE UNIQUE INDEX connections_org_name ON connections (org, name);
+      CREATE INDEX connections_org_connector ON connections (org, connector_id, id);
+
+      CREATE TABLE audit (
+        org TEXT NOT NULL,
+        id TEXT NOT NULL,
+        connection_id TEXT,
+        action TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (org, id)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX audit_org_connection ON audit (org, connection_id, id);
+    `
+  }
+]
+
+/** The schema version this code writes. */
+export const latestVersion: number = migrations.length
+
+/** The schema version of the database (0 when new). */
+export const currentVersion = (db: Database): Effect.Effect<number, StoreError> =>
+  Effect.map(db.pragma("user_version"), Number)
+
+/**
+ * Applies the pending migrations (of `list`, the real ones unless a test passes its own); run it inside a
+ * transaction. Fails, writing nothing, when the database is newer than the list. Returns the versions before
+ * and after.
+ */
+export const migrate = Effect.fn("Migrations.migrate")(function* (
+  db: Database,
+  list: ReadonlyArray<Migration> = migrations
+) {
+  const latest = list.length
+  const from = yield* currentVersion(db)
+  if (from > latest) return yield* newerSchema(from, latest)
+  for (const migration of list) {
+    if (migration.version <= from) continue
+    yield* db.exec(migration.sql).pipe(
+      Effect.mapError(
+        (error) =>
+          new StoreError({
+            message: `migration ${migration.version} (${migration.name}) failed: ${error.message}`,
+            cause: error.cause
+          })
+      )
+    )
+  }
+  if (from < latest) yield* db.pragma(`user_version = ${latest}`)
+  return { from, to: latest }
+})
