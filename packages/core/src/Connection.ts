@@ -39,6 +39,22 @@ export const Server = Schema.Struct({
 })
 export type Server = typeof Server.Type
 
+/** Per-connection timeouts of upstream calls, in milliseconds (defaults: 10 s to connect, 60 s in total). */
+export const Timeouts = Schema.Struct({
+  connect_ms: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 600_000 }))),
+  total_ms: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 86_400_000 })))
+})
+export type Timeouts = typeof Timeouts.Type
+
+/** Per-connection token-bucket rate limit of upstream calls (defaults: 10 requests per second, bursts of 20). */
+export const RateLimit = Schema.Struct({
+  requests_per_second: Schema.optionalKey(
+    Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(10_000))
+  ),
+  burst: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 10_000 })))
+})
+export type RateLimit = typeof RateLimit.Type
+
 const SecretHeaders = Schema.Record(
   AuthPattern.HeaderName,
   Schema.RedactedFromValue(Schema.String.check(Schema.isMaxLength(8192)), { disallowEncode: true })
@@ -55,7 +71,9 @@ const CreateFields = Schema.Struct({
   servers: Schema.optionalKey(Schema.Array(Server).check(Schema.isMaxLength(10))),
   access_scope: Schema.optionalKey(AccessScope),
   is_service_account: Schema.optionalKey(Schema.Boolean),
-  allow_private_network: Schema.optionalKey(Schema.Boolean)
+  allow_private_network: Schema.optionalKey(Schema.Boolean),
+  timeouts: Schema.optionalKey(Timeouts),
+  rate_limit: Schema.optionalKey(RateLimit)
 })
 
 /** `POST /v1/connectors/{id_or_name}/connections`. */
@@ -92,6 +110,8 @@ export const Connection = Schema.Struct({
   parameters: Parameters,
   servers: Schema.Array(Server),
   allow_private_network: Schema.Boolean,
+  timeouts: Schema.optionalKey(Timeouts),
+  rate_limit: Schema.optionalKey(RateLimit),
   has_security: Schema.Boolean,
   header_names: Schema.Array(Schema.String),
   status: Status,

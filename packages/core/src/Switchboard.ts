@@ -481,6 +481,8 @@ export const make = Effect.gen(function* () {
       parameters: decoded.parameters ?? {},
       servers: decoded.servers ?? [],
       allow_private_network: decoded.allow_private_network ?? false,
+      ...(decoded.timeouts === undefined ? {} : { timeouts: decoded.timeouts }),
+      ...(decoded.rate_limit === undefined ? {} : { rate_limit: decoded.rate_limit }),
       has_security: decoded.security !== undefined,
       header_names: Object.keys(decoded.headers ?? {}),
       status: "active",

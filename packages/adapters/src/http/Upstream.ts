@@ -1,0 +1,340 @@
+/**
+ * The `Upstream` port on `node:http`: every call goes through the SSRF guard (resolve once, check every
+ * address, connect to the checked address and nowhere else), streams the request body from an Effect Stream
+ * and the response body back as one, times out (connect, and total including the body), and follows redirects
+ * only for GET and HEAD without a body, at most 5, re-checking every hop. `Redacted` header values are revealed
+ * only while the request head is written; on a redirect to another origin they are not sent at all.
+ *
+ * Why node:http and not `effect/http`'s HttpClient: pinning needs control of the socket itself (the checked
+ * IP, with the URL's host only as TLS server name and `Host` header), and so does the connect timeout. The
+ * socket comes from `connect`, which tests replace to count (and confine) connection attempts.
+ */
+import * as NodeStream from "@effect/platform-node/NodeStream"
+import { UpstreamError } from "@switchboard/core/Errors"
+import { Resolver } from "@switchboard/core/Resolver"
+import { Upstream, type UpstreamRequest, type UpstreamResponse } from "@switchboard/core/Upstream"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Http from "node:http"
+import * as Net from "node:net"
+import { pipeline } from "node:stream"
+import * as Tls from "node:tls"
+import * as Ssrf from "./Ssrf.ts"
+
+/** Where a connection goes: always a checked IP address; `hostname` is only the TLS server name. */
+export interface ConnectOptions {
+  readonly address: string
+  readonly family: 4 | 6
+  readonly port: number
+  readonly hostname: string
+  readonly tls: boolean
+}
+
+/** Opens the socket of one connection attempt (TCP, or TLS for https). */
+export type Connect = (options: ConnectOptions) => Net.Socket
+
+export interface Options {
+  /** The daemon-wide local-first switch: allow loopback and private targets for every request. */
+  readonly allowPrivateNetwork?: boolean | undefined
+  /** Replaces how sockets are opened (tests count attempts through it). */
+  readonly connect?: Connect | undefined
+  /** Extra trusted CA certificates for https upstreams. */
+  readonly ca?: Tls.ConnectionOptions["ca"] | undefined
+  readonly connectTimeoutMillis?: number | undefined
+  readonly totalTimeoutMillis?: number | undefined
+  readonly maxRedirects?: number | undefined
+}
+
+export const defaults = {
+  connectTimeoutMillis: 10_000,
+  totalTimeoutMillis: 60_000,
+  maxRedirects: 5
+} as const
+
+/** A lookup that always fails: sockets are opened to checked IP addresses, so a lookup here would be a bug. */
+const noLookup: Net.LookupFunction = (hostname, _options, callback) => {
+  callback(new Error(`refused a DNS lookup of ${hostname} after the SSRF check`), "", 4)
+}
+
+/** The default `Connect`: TCP to the checked address; TLS verifies the certificate against the URL's host. */
+export const makeConnect =
+  (ca?: Tls.ConnectionOptions["ca"]): Connect =>
+  (o) =>
+    o.tls
+      ? Tls.connect({
+          host: o.address,
+          port: o.port,
+          // SNI carries names only; for an IP literal the certificate is checked against the IP itself.
+          ...(Net.isIP(o.hostname) === 0 ? { servername: o.hostname } : {}),
+          ...(ca === undefined ? {} : { ca }),
+          ALPNProtocols: ["http/1.1"],
+          lookup: noLookup
+        })
+      : Net.connect({ host: o.address, port: o.port, lookup: noLookup })
+
+const codeOf = (cause: unknown): string =>
+  typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string"
+    ? cause.code
+    : "ECONNRESET"
+
+const TLS_CODE = /CERT|^ERR_TLS_|^ERR_SSL_|^UNABLE_TO_|^EPROTO$/u
+
+/** What the error of one exchange needs to say where it happened. Never the URL: it may carry secrets. */
+interface Exchange {
+  readonly host: string
+  readonly endpoint: string
+  readonly connectMillis: number
+  readonly totalMillis: number
+  timedOut: "connect" | "total" | undefined
+  response: Http.IncomingMessage | undefined
+}
+
+const failure = (cause: unknown, x: Exchange, during: "request" | "body"): UpstreamError => {
+  if (cause instanceof UpstreamError) return cause
+  const details = { host: x.host, endpoint: x.endpoint }
+  if (x.timedOut === "connect") {
+    return new UpstreamError({
+      reason: "upstream_timeout",
+      message: `connecting to ${x.host} (${x.endpoint}) timed out after ${x.connectMillis} ms`,
+      details: { ...details, timeout: "connect", timeout_ms: x.connectMillis }
+    })
+  }
+  if (x.timedOut === "total") return totalTimeout(x.host, x.totalMillis)
+  const code = codeOf(cause)
+  if (code.startsWith("HPE_")) {
+    return new UpstreamError({
+      reason: "upstream_protocol_error",
+      message: `${x.host} sent an invalid HTTP response (${code})`,
+      details: { ...details, code }
+    })
+  }
+  if (TLS_CODE.test(code)) {
+    return new UpstreamError({
+      reason: "upstream_protocol_error",
+      message: `TLS with ${x.host} (${x.endpoint}) failed (${code})`,
+      details: { ...details, code }
+    })
+  }
+  return new UpstreamError({
+    reason: "upstream_unreachable",
+    message:
+      during === "body"
+        ? `the connection to ${x.host} (${x.endpoint}) broke while reading the response body (${code})`
+        : `could not reach ${x.host} (${x.endpoint}): ${code}`,
+    details: { ...details, code }
+  })
+}
+
+const totalTimeout = (host: string, millis: number) =>
+  new UpstreamError({
+    reason: "upstream_timeout",
+    message: `the call to ${host} timed out after ${millis} ms`,
+    details: { host, timeout: "total", timeout_ms: millis }
+  })
+
+const protocolError = (host: string, message: string, details: Record<string, unknown> = {}) =>
+  new UpstreamError({ reason: "upstream_protocol_error", message, details: { host, ...details } })
+
+/**
+ * The request head as node writes it: `Host` from the URL, secrets revealed here and only here. A body of
+ * unknown length is sent chunked whatever the method (node would send a GET body unframed).
+ */
+const nodeHeaders = (url: URL, headers: UpstreamRequest["headers"], hasBody: boolean): Record<string, string> => {
+  const out: Record<string, string> = { Host: url.host }
+  let framed = false
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase()
+    if (lower === "host" || lower === "transfer-encoding") continue
+    if (lower === "content-length") framed = true
+    out[name] = Redacted.isRedacted(value) ? Redacted.value(value) : value
+  }
+  if (hasBody && !framed) out["Transfer-Encoding"] = "chunked"
+  return out
+}
+
+const flattenHeaders = (headers: Http.IncomingHttpHeaders): Record<string, string> => {
+  const out: Record<string, string> = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) out[name] = Array.isArray(value) ? value.join(", ") : value
+  }
+  return out
+}
+
+/** Credentials (the `Redacted` values) stay with the origin they were configured for. */
+const withoutSecrets = (headers: UpstreamRequest["headers"]): UpstreamRequest["headers"] =>
+  Object.fromEntries(Object.entries(headers).filter(([, value]) => !Redacted.isRedacted(value)))
+
+const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308])
+
+/** Build the service; it captures the `Resolver`, so the service itself needs nothing. */
+export const make = (options: Options = {}) =>
+  Effect.gen(function* () {
+    const resolver = yield* Resolver
+    const connect = options.connect ?? makeConnect(options.ca)
+    const maxRedirects = options.maxRedirects ?? defaults.maxRedirects
+
+    /** One exchange with one pinned address: resolves with the response head, the body still unread. */
+    const send = (
+      pinned: Ssrf.Pinned,
+      method: string,
+      headers: UpstreamRequest["headers"],
+      body: UpstreamRequest["body"],
+      x: Exchange,
+      remainingMillis: number
+    ) =>
+      Effect.callback<Http.IncomingMessage, UpstreamError>((resume) => {
+        let done = false
+        const finish = (effect: Effect.Effect<Http.IncomingMessage, UpstreamError>) => {
+          if (done) return
+          done = true
+          resume(effect)
+        }
+        let socket: Net.Socket
+        try {
+          socket = connect({
+            address: pinned.address.address,
+            family: pinned.address.family,
+            port: pinned.port,
+            hostname: pinned.hostname,
+            tls: pinned.secure
+          })
+        } catch (cause) {
+          finish(Effect.fail(failure(cause, x, "request")))
+          return
+        }
+        const kill = (why: "connect" | "total") => {
+          x.timedOut = why
+          const error = new Error(`${why} timeout`)
+          if (x.response === undefined) socket.destroy(error)
+          else x.response.destroy(error)
+        }
+        const connectTimer = setTimeout(() => kill("connect"), x.connectMillis)
+        // The total deadline also covers the body, which is read after this effect has completed.
+        const totalTimer = setTimeout(() => kill("total"), remainingMillis)
+        totalTimer.unref()
+        socket.once("close", () => {
+          clearTimeout(connectTimer)
+          clearTimeout(totalTimer)
+        })
+        let request: Http.ClientRequest
+        try {
+          request = Http.request({
+            method,
+            host: pinned.address.address,
+            port: pinned.port,
+            path: `${pinned.url.pathname}${pinned.url.search}`,
+            headers: nodeHeaders(pinned.url, headers, body !== undefined),
+            setHost: false,
+            createConnection: () => socket
+          })
+        } catch (cause) {
+          // Node validates the head: an invalid header name or value, never echoed (it may be a secret).
+          socket.destroy()
+          finish(
+            Effect.fail(protocolError(x.host, "the request has an invalid method or header", { code: codeOf(cause) }))
+          )
+          return
+        }
+        // The body starts flowing only once connected, so a failed connect leaves it unread (and retryable).
+        socket.once(pinned.secure ? "secureConnect" : "connect", () => {
+          clearTimeout(connectTimer)
+          if (body !== undefined) pipeline(NodeStream.toReadableNever(body), request, () => {})
+        })
+        request.once("error", (cause) => finish(Effect.fail(failure(cause, x, "request"))))
+        request.once("response", (response) => {
+          clearTimeout(connectTimer)
+          x.response = response
+          finish(Effect.succeed(response))
+        })
+        if (body === undefined) request.end()
+        return Effect.sync(() => {
+          if (!done) request.destroy()
+        })
+      })
+
+    const request = Effect.fn("Upstream.request")(function* (req: UpstreamRequest) {
+      const method = req.method.toUpperCase()
+      const connectMillis = req.connectTimeoutMillis ?? options.connectTimeoutMillis ?? defaults.connectTimeoutMillis
+      const totalMillis = req.totalTimeoutMillis ?? options.totalTimeoutMillis ?? defaults.totalTimeoutMillis
+      const allowPrivateNetwork = req.allowPrivateNetwork || options.allowPrivateNetwork === true
+      const deadline = (yield* Clock.currentTimeMillis) + totalMillis
+      const follow = (method === "GET" || method === "HEAD") && req.body === undefined
+
+      let currentHost = "the upstream"
+      const exchange = Effect.gen(function* () {
+        let url = req.url
+        let headers = req.headers
+        for (let hop = 0; ; hop++) {
+          const pinned = yield* Ssrf.resolve(url, { allowPrivateNetwork }).pipe(
+            Effect.provideService(Resolver, resolver),
+            Effect.mapError((e) =>
+              hop === 0 || e.reason !== "destination_refused"
+                ? e
+                : new UpstreamError({
+                    reason: e.reason,
+                    message: `${e.message} (redirect ${hop})`,
+                    details: { ...(e.details as object), redirect: hop }
+                  })
+            )
+          )
+          currentHost = pinned.hostname
+          const endpoint =
+            pinned.address.family === 6
+              ? `[${pinned.address.address}]:${pinned.port}`
+              : `${pinned.address.address}:${pinned.port}`
+          const x: Exchange = {
+            host: pinned.hostname,
+            endpoint,
+            connectMillis,
+            totalMillis,
+            timedOut: undefined,
+            response: undefined
+          }
+          const remaining = Math.max(1, deadline - (yield* Clock.currentTimeMillis))
+          const response = yield* send(pinned, method, headers, req.body, x, remaining)
+          const status = response.statusCode ?? 0
+          const location = response.headers.location
+          if (!follow || !REDIRECTS.has(status) || location === undefined) return { response, x }
+          response.destroy()
+          if (hop >= maxRedirects) {
+            return yield* protocolError(x.host, `too many redirects (more than ${maxRedirects})`, {
+              max_redirects: maxRedirects
+            })
+          }
+          if (!URL.canParse(location, pinned.url.href)) {
+            return yield* protocolError(x.host, `${x.host} redirected to an invalid URL`, { status })
+          }
+          const next = new URL(location, pinned.url)
+          if (next.origin !== pinned.url.origin) headers = withoutSecrets(headers)
+          url = next.href
+        }
+      })
+
+      const { response, x } = yield* exchange.pipe(
+        Effect.timeoutOrElse({
+          duration: totalMillis,
+          orElse: () => Effect.fail(totalTimeout(currentHost, totalMillis))
+        })
+      )
+      const result: UpstreamResponse = {
+        status: response.statusCode ?? 0,
+        headers: flattenHeaders(response.headers),
+        body: NodeStream.fromReadable<Uint8Array, UpstreamError>({
+          evaluate: () => response,
+          onError: (cause) => failure(cause, x, "body"),
+          closeOnDone: true
+        })
+      }
+      return result
+    })
+
+    return Upstream.of({ request })
+  })
+
+/** The guarded client, with the default options. */
+export const layer = Layer.effect(Upstream, make())
+
+/** The guarded client with options (daemon-wide `allowPrivateNetwork`, a `connect` hook, extra CAs, …). */
+export const layerWith = (options: Options) => Layer.effect(Upstream, make(options))
