@@ -1,0 +1,456 @@
+/**
+ * The REST API of the daemon, defined once as an `HttpApi`: the daemon serves it on its Unix socket, the typed
+ * client (`@switchboard/daemon/client`) is derived from it, and `/openapi.json` is generated from it.
+ *
+ * Request bodies are validated exactly once, by the `Switchboard` service, which decodes `unknown` input and
+ * reports every broken rule with its path. So a body is declared here as `Body(schema)`: any JSON value at run
+ * time (only the JSON syntax is checked at the edge), typed as the encoded form of the domain schema for the
+ * typed client, and documented with that schema in OpenAPI. The handler hands the raw JSON to the service;
+ * nothing is decoded twice and nothing secret is ever re-encoded. Query strings and path segments are text, so
+ * they are decoded here with the service's own query schemas (turning `limit=20` into a number); a bad one is
+ * reported in the same `validation_failed` shape.
+ *
+ * Every error answers with one shape, `{"error": {"code", "message", "details"}}`, and its own HTTP status: one
+ * error class per status below, all declared on every endpoint through the `Errors` middleware.
+ */
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, OpenApi } from "effect/http-api"
+import * as Schema from "effect/Schema"
+import * as AuditLog from "./AuditLog.ts"
+import * as AuthMethods from "./AuthMethods.ts"
+import * as Connection from "./Connection.ts"
+import * as Connector from "./Connector.ts"
+import * as Credential from "./Credential.ts"
+import * as Errors from "./Errors.ts"
+import * as Switchboard from "./Switchboard.ts"
+
+/** The API version reported by `/healthz` and `/openapi.json`. */
+export const version = "0.1.0"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Errors
+
+/** The `error` member of every error response. */
+export const ErrorDetail = Schema.Struct({
+  code: Schema.String,
+  message: Schema.String,
+  details: Schema.optionalKey(Schema.Json)
+})
+export type ErrorDetail = typeof ErrorDetail.Type
+
+const errorFields = { error: ErrorDetail }
+
+// `Schema.Error`, not `TaggedError`: the body on the wire is exactly `{"error": …}`, without a `_tag`. The class
+// field gives `catchTag` a tag; the client picks the class by HTTP status.
+
+/** 400: `invalid_cursor`, `invalid_parameter` (a tampered cursor, a bad trusted header). */
+export class BadRequest extends Schema.Error<BadRequest>("BadRequest")(errorFields, { httpApiStatus: 400 }) {
+  readonly _tag = "BadRequest"
+}
+/** 403: `forbidden` (the role does not allow it), `destination_refused`. */
+export class Forbidden extends Schema.Error<Forbidden>("Forbidden")(errorFields, { httpApiStatus: 403 }) {
+  readonly _tag = "Forbidden"
+}
+/** 404: `*_not_found`, and `route_not_found` for a path the API does not have. */
+export class NotFound extends Schema.Error<NotFound>("NotFound")(errorFields, { httpApiStatus: 404 }) {
+  readonly _tag = "NotFound"
+}
+/** 409: `name_taken`, `connector_in_use`. */
+export class Conflict extends Schema.Error<Conflict>("Conflict")(errorFields, { httpApiStatus: 409 }) {
+  readonly _tag = "Conflict"
+}
+/** 422: `validation_failed` (with `details.issues`), `credential_missing`, `template_*`. */
+export class Unprocessable extends Schema.Error<Unprocessable>("Unprocessable")(errorFields, {
+  httpApiStatus: 422
+}) {
+  readonly _tag = "Unprocessable"
+}
+/** 429: `rate_limited`. */
+export class TooManyRequests extends Schema.Error<TooManyRequests>("TooManyRequests")(errorFields, {
+  httpApiStatus: 429
+}) {
+  readonly _tag = "TooManyRequests"
+}
+/** 500: `store_error`, the seal errors (`open_failed`, `key_mismatch`, …), `internal_error`. */
+export class InternalError extends Schema.Error<InternalError>("InternalError")(errorFields, {
+  httpApiStatus: 500
+}) {
+  readonly _tag = "InternalError"
+}
+/** 502: `upstream_unreachable`, `upstream_protocol_error`. */
+export class BadGateway extends Schema.Error<BadGateway>("BadGateway")(errorFields, { httpApiStatus: 502 }) {
+  readonly _tag = "BadGateway"
+}
+/** 503: `circuit_open`. */
+export class ServiceUnavailable extends Schema.Error<ServiceUnavailable>("ServiceUnavailable")(errorFields, {
+  httpApiStatus: 503
+}) {
+  readonly _tag = "ServiceUnavailable"
+}
+/** 504: `upstream_timeout`. */
+export class GatewayTimeout extends Schema.Error<GatewayTimeout>("GatewayTimeout")(errorFields, {
+  httpApiStatus: 504
+}) {
+  readonly _tag = "GatewayTimeout"
+}
+
+/** Every error response of the API. */
+export type ApiError =
+  | BadRequest
+  | Forbidden
+  | NotFound
+  | Conflict
+  | Unprocessable
+  | TooManyRequests
+  | InternalError
+  | BadGateway
+  | ServiceUnavailable
+  | GatewayTimeout
+
+/** The error classes, in status order. */
+export const errorClasses = [
+  BadRequest,
+  Forbidden,
+  NotFound,
+  Conflict,
+  Unprocessable,
+  TooManyRequests,
+  InternalError,
+  BadGateway,
+  ServiceUnavailable,
+  GatewayTimeout
+] as const
+
+const classByStatus: ReadonlyMap<number, new (props: { readonly error: ErrorDetail }) => ApiError> = new Map<
+  number,
+  new (props: {
+    readonly error: ErrorDetail
+  }) => ApiError
+>([
+  [400, BadRequest],
+  [403, Forbidden],
+  [404, NotFound],
+  [409, Conflict],
+  [422, Unprocessable],
+  [429, TooManyRequests],
+  [500, InternalError],
+  [502, BadGateway],
+  [503, ServiceUnavailable],
+  [504, GatewayTimeout]
+])
+
+/** The HTTP status of an API error. */
+export const statusOf = (error: ApiError): number => {
+  for (const [status, Class] of classByStatus) if (error instanceof Class) return status
+  return 500
+}
+
+// Details are JSON on the wire; a round trip drops what JSON cannot carry (undefined members).
+const jsonDetails = (details: unknown): Schema.Json | undefined =>
+  details === undefined ? undefined : (JSON.parse(JSON.stringify(details) ?? "null") as Schema.Json)
+
+/** Build the API error of a given status (unknown statuses become 500) and code. */
+export const makeError = (status: number, code: string, message: string, details?: unknown): ApiError => {
+  const Class = classByStatus.get(status) ?? InternalError
+  const json = jsonDetails(details)
+  return new Class({ error: json === undefined ? { code, message } : { code, message, details: json } })
+}
+
+/** The API error of a typed Switchboard error: its own status, code, message and details. Causes never travel. */
+export const fromSwitchboardError = (error: Errors.SwitchboardError): ApiError => {
+  const body = Errors.toErrorBody(error)
+  return makeError(error.status, body.error.code, body.error.message, body.error.details)
+}
+
+const reasons = (values: ReadonlyArray<string>): ReadonlySet<string> => new Set(values)
+const invalidRequestReasons = reasons(["invalid_cursor", "invalid_parameter"])
+const templateReasons = reasons(["template_value_missing", "template_value_invalid", "template_invalid"])
+const sealReasons = reasons(["open_failed", "seal_failed", "key_mismatch", "key_unavailable", "key_invalid"])
+const upstreamReasons = reasons([
+  "upstream_unreachable",
+  "upstream_timeout",
+  "upstream_protocol_error",
+  "destination_refused",
+  "circuit_open",
+  "rate_limited"
+])
+
+/**
+ * The typed Switchboard error an error body stands for, by its code: the inverse of `fromSwitchboardError`, so
+ * a client of the daemon fails with the same error classes as the embedded service. A code this version does
+ * not know is mapped by status, keeping the message.
+ */
+export const toSwitchboardError = (status: number, body: ErrorDetail): Errors.SwitchboardError => {
+  const props = {
+    message: body.message,
+    ...(body.details === undefined ? {} : { details: body.details as unknown })
+  }
+  const code = body.code
+  switch (code) {
+    case "validation_failed":
+      return new Errors.ValidationFailed(props)
+    case "connector_not_found":
+      return new Errors.ConnectorNotFound(props)
+    case "connector_version_not_found":
+      return new Errors.ConnectorVersionNotFound(props)
+    case "credential_not_found":
+      return new Errors.CredentialNotFound(props)
+    case "connection_not_found":
+      return new Errors.ConnectionNotFound(props)
+    case "name_taken":
+      return new Errors.NameTaken(props)
+    case "connector_in_use":
+      return new Errors.ConnectorInUse(props)
+    case "forbidden":
+      return new Errors.Forbidden(props)
+    case "credential_missing":
+      return new Errors.CredentialMissing(props)
+    case "store_error":
+      return new Errors.StoreError(props)
+  }
+  if (invalidRequestReasons.has(code)) {
+    return new Errors.InvalidRequest({ ...props, reason: code as Errors.InvalidRequest["reason"] })
+  }
+  if (templateReasons.has(code))
+    return new Errors.TemplateError({ ...props, reason: code as Errors.TemplateError["reason"] })
+  if (sealReasons.has(code)) return new Errors.SealError({ ...props, reason: code as Errors.SealError["reason"] })
+  if (upstreamReasons.has(code)) {
+    return new Errors.UpstreamError({ ...props, reason: code as Errors.UpstreamError["reason"] })
+  }
+  const withCode = {
+    message: body.message,
+    details: { code, ...(body.details === undefined ? {} : { details: body.details }) }
+  }
+  if (status === 400) return new Errors.InvalidRequest({ ...withCode, reason: "invalid_parameter" })
+  if (status === 403) return new Errors.Forbidden(withCode)
+  if (status === 422) return new Errors.ValidationFailed(withCode)
+  if (status === 429) return new Errors.UpstreamError({ ...withCode, reason: "rate_limited" })
+  if (status === 502) return new Errors.UpstreamError({ ...withCode, reason: "upstream_unreachable" })
+  if (status === 503) return new Errors.UpstreamError({ ...withCode, reason: "circuit_open" })
+  if (status === 504) return new Errors.UpstreamError({ ...withCode, reason: "upstream_timeout" })
+  return new Errors.StoreError(withCode)
+}
+
+/** Declares every error response on the endpoints it covers; the daemon maps request decode failures with it. */
+export class RequestErrors extends HttpApiMiddleware.Service<RequestErrors>()("@switchboard/core/Api/RequestErrors", {
+  error: errorClasses
+}) {}
+
+/**
+ * Decides who is calling and provides `Principal.CurrentPrincipal` to the handler: the daemon's local user, or
+ * the `X-Switchboard-Org`, `-Workspace`, `-User` and `-Role` headers when the daemon trusts them.
+ */
+export class Caller extends HttpApiMiddleware.Service<Caller>()("@switchboard/core/Api/Caller", {
+  error: BadRequest
+}) {}
+
+/** The trusted principal headers (lower-cased, as servers see them). */
+export const principalHeaders = {
+  org: "x-switchboard-org",
+  workspace: "x-switchboard-workspace",
+  user: "x-switchboard-user",
+  role: "x-switchboard-role"
+} as const
+
+// ---------------------------------------------------------------------------------------------------------------
+// Bodies
+
+/**
+ * A JSON request body handed to the service undecoded. At run time it is any JSON value; its type is the
+ * encoded form of `schema` (what a client sends), and OpenAPI documents it with `schema`'s JSON Schema.
+ */
+export const Body = <S extends Schema.Top>(schema: S, description: string): Schema.Codec<S["Encoded"]> =>
+  Schema.Json.check(
+    Schema.makeFilter(() => undefined, {
+      description,
+      representation: {
+        id: "@switchboard/core/Api/Body",
+        payload: description,
+        schemas: [Schema.toEncoded(schema).ast]
+      },
+      toJsonSchema: (input) => ({ ...input.schemas[0], description })
+    })
+  )
+
+export const CreateConnectorBody = Body(
+  Connector.CreateConnector,
+  "A connector: the Scalekit custom-connector payload plus name, kind, config, command, visibility, metadata"
+)
+export const UpdateConnectorBody = Body(
+  Connector.UpdateConnector,
+  "Any subset of the create payload; the merged connector is validated as a whole and becomes a new version"
+)
+export const CredentialBody = Body(
+  Credential.CredentialInput,
+  "Named credential values; auth_type may be omitted when the connector has one auth pattern"
+)
+export const CreateConnectionBody = Body(
+  Connection.CreateConnection,
+  "A connection; security and headers are write-only and never returned"
+)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Responses
+
+export const ConnectorSchema = Connector.Connector.annotate({ identifier: "Connector" })
+export const ConnectorPage = Switchboard.Page(ConnectorSchema).annotate({ identifier: "ConnectorPage" })
+export const CredentialView = Credential.CredentialView.annotate({ identifier: "CredentialView" })
+export const CredentialList = Schema.Struct({ data: Schema.Array(CredentialView) }).annotate({
+  identifier: "CredentialList"
+})
+export const ConnectionSchema = Connection.Connection.annotate({ identifier: "Connection" })
+export const ConnectionPage = Switchboard.Page(ConnectionSchema).annotate({ identifier: "ConnectionPage" })
+export const AuditRecord = AuditLog.AuditRecord.annotate({ identifier: "AuditRecord" })
+export const AuditPage = Switchboard.Page(AuditRecord).annotate({ identifier: "AuditPage" })
+export const AuthMethodsSchema = AuthMethods.AuthMethods.annotate({ identifier: "AuthMethods" })
+
+export const Health = Schema.Struct({
+  ok: Schema.Boolean,
+  version: Schema.String,
+  pid: Schema.Int
+}).annotate({ identifier: "Health" })
+export type Health = typeof Health.Type
+
+// ---------------------------------------------------------------------------------------------------------------
+// Groups
+
+const IdOrName = { id_or_name: Schema.String }
+const Version = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+
+export class ConnectorsGroup extends HttpApiGroup.make("connectors")
+  .add(
+    HttpApiEndpoint.get("list", "/v1/connectors", {
+      query: Switchboard.ListConnectorsQuery,
+      success: ConnectorPage
+    }).annotate(OpenApi.Summary, "List connectors (keyset pagination, filters kind and name_prefix)"),
+    HttpApiEndpoint.post("create", "/v1/connectors", {
+      payload: CreateConnectorBody,
+      success: ConnectorSchema.pipe(HttpApiSchema.status(201))
+    }).annotate(OpenApi.Summary, "Create a connector"),
+    HttpApiEndpoint.get("get", "/v1/connectors/:id_or_name", {
+      params: IdOrName,
+      success: ConnectorSchema
+    }).annotate(OpenApi.Summary, "Get a connector by id or name"),
+    HttpApiEndpoint.patch("update", "/v1/connectors/:id", {
+      params: { id: Schema.String },
+      payload: UpdateConnectorBody,
+      success: ConnectorSchema
+    }).annotate(OpenApi.Summary, "Update a connector (makes a new version)"),
+    HttpApiEndpoint.delete("remove", "/v1/connectors/:id", {
+      params: { id: Schema.String },
+      success: HttpApiSchema.NoContent
+    }).annotate(OpenApi.Summary, "Delete a connector (409 connector_in_use while connections use it)"),
+    HttpApiEndpoint.get("authenticationMethods", "/v1/connectors/:id_or_name/authentication_methods", {
+      params: IdOrName,
+      success: AuthMethodsSchema
+    }).annotate(OpenApi.Summary, "JSON Schema and a sample input of the credential body, per auth pattern"),
+    HttpApiEndpoint.get("getVersion", "/v1/connectors/:id_or_name/versions/:version", {
+      params: { ...IdOrName, version: Version },
+      success: ConnectorSchema
+    }).annotate(OpenApi.Summary, "Get one immutable version of a connector")
+  )
+  .annotate(OpenApi.Description, "Connector definitions: REST APIs, MCP servers and catalog data types") {}
+
+export class CredentialsGroup extends HttpApiGroup.make("credentials")
+  .add(
+    HttpApiEndpoint.get("list", "/v1/connectors/:id_or_name/:scope/credentials", {
+      params: { ...IdOrName, scope: Credential.Scope },
+      success: CredentialList
+    }).annotate(OpenApi.Summary, "List the credentials of a connector at a scope (values masked)"),
+    HttpApiEndpoint.post("set", "/v1/connectors/:id_or_name/:scope/credentials", {
+      params: { ...IdOrName, scope: Credential.Scope },
+      payload: CredentialBody,
+      success: CredentialView
+    }).annotate(OpenApi.Summary, "Create or replace a credential by name"),
+    HttpApiEndpoint.delete("remove", "/v1/connectors/:id_or_name/:scope/credentials/:name", {
+      params: { ...IdOrName, scope: Credential.Scope, name: Schema.String },
+      success: HttpApiSchema.NoContent
+    }).annotate(OpenApi.Summary, "Delete a credential")
+  )
+  .annotate(
+    OpenApi.Description,
+    "Credentials per connector at organization, workspace or user scope; secrets are never returned"
+  ) {}
+
+export class ConnectionsGroup extends HttpApiGroup.make("connections")
+  .add(
+    HttpApiEndpoint.post("create", "/v1/connectors/:id_or_name/connections", {
+      params: IdOrName,
+      payload: CreateConnectionBody,
+      success: ConnectionSchema.pipe(HttpApiSchema.status(201))
+    }).annotate(OpenApi.Summary, "Connect: bind a connector to credentials"),
+    HttpApiEndpoint.get("list", "/v1/connections", {
+      query: Switchboard.ListConnectionsQuery,
+      success: ConnectionPage
+    }).annotate(OpenApi.Summary, "List connections (filters connector, status, name_prefix)"),
+    HttpApiEndpoint.get("get", "/v1/connections/:id", {
+      params: { id: Schema.String },
+      success: ConnectionSchema
+    }).annotate(OpenApi.Summary, "Get a connection by id or name"),
+    HttpApiEndpoint.delete("remove", "/v1/connections/:id", {
+      params: { id: Schema.String },
+      success: HttpApiSchema.NoContent
+    }).annotate(OpenApi.Summary, "Delete a connection")
+  )
+  .annotate(OpenApi.Description, "Connections bind a connector to credentials") {}
+
+/**
+ * Extension point (connection testing and upstream calls): `POST /v1/connections/{id}/test`. The HTTP proxy
+ * (`ANY /v1/connections/{id}/proxy/{path…}`) streams both ways, so it is a raw router route next to the API in the
+ * daemon rather than an endpoint here.
+ */
+export class CallsGroup extends HttpApiGroup.make("calls").annotate(
+  OpenApi.Description,
+  "Testing connections and calling upstreams through them"
+) {}
+
+/**
+ * Extension point (MCP tools): `GET /v1/connectors/{id_or_name}/tools` and
+ * `POST /v1/connectors/{id_or_name}/tools/{tool}/call`.
+ */
+export class ToolsGroup extends HttpApiGroup.make("tools").annotate(
+  OpenApi.Description,
+  "The tools of MCP connectors"
+) {}
+
+/**
+ * Extension point (OAuth): `GET /v1/connectors/{id_or_name}/auth_url` here; the browser-facing
+ * `GET /v1/oauth/callback` is served on the daemon's loopback listener.
+ */
+export class OAuthGroup extends HttpApiGroup.make("oauth").annotate(
+  OpenApi.Description,
+  "OAuth authorization of connections"
+) {}
+
+export class AuditGroup extends HttpApiGroup.make("audit")
+  .add(
+    HttpApiEndpoint.get("list", "/v1/audit", {
+      query: Switchboard.ListAuditQuery,
+      success: AuditPage
+    }).annotate(OpenApi.Summary, "The audit log, newest first (admins only)")
+  )
+  .annotate(OpenApi.Description, "What was done, by whom, to what, with what outcome; never secrets") {}
+
+/** `/healthz` (the client calls it as `client.health()`); `/openapi.json` is served by the daemon. */
+export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true }).add(
+  HttpApiEndpoint.get("health", "/healthz", { success: Health }).annotate(OpenApi.Summary, "Liveness")
+) {}
+
+/** The whole API. New groups go into the `add` call (before the middleware, which covers the groups added before it). */
+export class Api extends HttpApi.make("switchboard")
+  .add(ConnectorsGroup, CredentialsGroup, ConnectionsGroup, CallsGroup, ToolsGroup, OAuthGroup, AuditGroup, SystemGroup)
+  .middleware(Caller)
+  .middleware(RequestErrors)
+  // Query strings and path segments report every issue (unknown query keys are ignored). Bodies are only parsed
+  // here (see `Body`); the service reports their issues, unknown keys included.
+  .annotate(HttpApi.QueryParseOptions, { errors: "all" })
+  .annotate(HttpApi.ParamsParseOptions, { errors: "all" })
+  .annotate(HttpApi.PayloadParseOptions, { errors: "all", onExcessProperty: "error" })
+  .annotateMerge(
+    OpenApi.annotations({
+      title: "Switchboard",
+      version,
+      description:
+        "The Switchboard daemon's REST API, served over a Unix socket (curl --unix-socket …). Errors answer " +
+        '{"error": {"code", "message", "details"}} with their HTTP status.'
+    })
+  ) {}
