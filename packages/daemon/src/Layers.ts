@@ -7,13 +7,17 @@
  * (created 0700), holding `switchboard.db`, `master.key`, `config.json` and `daemon.pid`. Socket:
  * `$SWITCHBOARD_SOCKET`, else `$XDG_RUNTIME_DIR/switchboard/switchboard.sock`, else `<data dir>/switchboard.sock`.
  */
+import * as Http from "@switchboard/adapters/http"
+import * as Mcp from "@switchboard/adapters/mcp"
 import * as Memory from "@switchboard/adapters/memory"
 import * as Sodium from "@switchboard/adapters/sodium"
 import * as Sqlite from "@switchboard/adapters/sqlite"
 import type { SealError, StoreError } from "@switchboard/core/Errors"
 import type { StoreServices } from "@switchboard/core/Facade"
 import * as Principal from "@switchboard/core/Principal"
+import * as Proxy from "@switchboard/core/Proxy"
 import * as Switchboard from "@switchboard/core/Switchboard"
+import * as Tools from "@switchboard/core/Tools"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
@@ -107,13 +111,19 @@ export const ConfigFile = Schema.Struct({
   /** Trust the `X-Switchboard-Org/-Workspace/-User/-Role` headers (for services embedding the daemon). */
   trust_headers: Schema.optionalKey(Schema.Boolean),
   /** How long shutdown waits for in-flight requests, in milliseconds. */
-  shutdown_timeout_ms: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 600_000 })))
+  shutdown_timeout_ms: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 600_000 }))),
+  /**
+   * Allow loopback and private-network upstreams for every connection (the local-first switch). Cloud
+   * metadata addresses stay refused.
+   */
+  allow_private_network: Schema.optionalKey(Schema.Boolean)
 })
 export type ConfigFile = typeof ConfigFile.Type
 
 export interface DaemonConfig {
   readonly trustHeaders: boolean
   readonly shutdownTimeoutMs: number
+  readonly allowPrivateNetwork: boolean
 }
 
 export const defaultShutdownTimeoutMs = 10_000
@@ -162,7 +172,8 @@ export const readConfig = Effect.fn("Layers.readConfig")(function* (paths: Paths
   }
   return {
     trustHeaders,
-    shutdownTimeoutMs: file.shutdown_timeout_ms ?? defaultShutdownTimeoutMs
+    shutdownTimeoutMs: file.shutdown_timeout_ms ?? defaultShutdownTimeoutMs,
+    allowPrivateNetwork: file.allow_private_network ?? false
   } satisfies DaemonConfig
 })
 
@@ -213,6 +224,23 @@ export const storeLayer = (options: StoreOptions): Layer.Layer<StoreServices, St
 /** The Switchboard service on the chosen store. */
 export const switchboardLayer = (options: StoreOptions): Layer.Layer<Switchboard.Switchboard, StoreError | SealError> =>
   Switchboard.layer.pipe(Layer.provide(storeLayer(options)))
+
+/** The outbound adapters: system DNS, the SSRF-guarded HTTP client and the pooled MCP client. */
+export const upstreamLayer = (options: { readonly allowPrivateNetwork: boolean }) =>
+  Layer.mergeAll(
+    Http.Upstream.layerWith({ allowPrivateNetwork: options.allowPrivateNetwork }),
+    Mcp.layer({ allowPrivateNetwork: options.allowPrivateNetwork })
+  ).pipe(Layer.provide(Http.Resolver.layer))
+
+/** What every way in uses: the Switchboard service plus calling upstreams (the proxy and MCP tools). */
+export type Services = Switchboard.Switchboard | Proxy.Proxy | Tools.Tools
+
+/** The Switchboard with its calling services, over the given Switchboard layer. */
+export const withCalls = <E, R>(
+  switchboard: Layer.Layer<Switchboard.Switchboard, E, R>,
+  options: { readonly allowPrivateNetwork: boolean }
+): Layer.Layer<Services, E, R> =>
+  Layer.mergeAll(Proxy.layer, Tools.layer).pipe(Layer.provide(upstreamLayer(options)), Layer.provideMerge(switchboard))
 
 /**
  * The embedded Switchboard on a data directory (what the CLI uses when no daemon runs): the directory is created

@@ -236,10 +236,18 @@ describe("paths and configuration", () => {
       const paths = Layers.resolvePaths({ env: { SWITCHBOARD_HOME: home } })
       assert.deepStrictEqual(yield* Layers.readConfig(paths, {}), {
         trustHeaders: false,
-        shutdownTimeoutMs: Layers.defaultShutdownTimeoutMs
+        shutdownTimeoutMs: Layers.defaultShutdownTimeoutMs,
+        allowPrivateNetwork: false
       })
-      Fs.writeFileSync(paths.config, JSON.stringify({ trust_headers: true, shutdown_timeout_ms: 500, future: 1 }))
-      assert.deepStrictEqual(yield* Layers.readConfig(paths, {}), { trustHeaders: true, shutdownTimeoutMs: 500 })
+      Fs.writeFileSync(
+        paths.config,
+        JSON.stringify({ trust_headers: true, shutdown_timeout_ms: 500, allow_private_network: true, future: 1 })
+      )
+      assert.deepStrictEqual(yield* Layers.readConfig(paths, {}), {
+        trustHeaders: true,
+        shutdownTimeoutMs: 500,
+        allowPrivateNetwork: true
+      })
       assert.isFalse((yield* Layers.readConfig(paths, { SWITCHBOARD_TRUST_HEADERS: "0" })).trustHeaders)
       const badEnv = yield* Effect.flip(Layers.readConfig(paths, { SWITCHBOARD_TRUST_HEADERS: "maybe" }))
       assert.strictEqual(badEnv.reason, "config_invalid")

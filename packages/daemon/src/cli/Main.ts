@@ -5,11 +5,12 @@
 import * as Effect from "effect/Effect"
 import { CliError, Command } from "effect/cli"
 import { commands, root } from "./Commands.ts"
+import { daemon } from "./DaemonCommands.ts"
 import * as Output from "./Output.ts"
 
 export const version = "0.1.0"
 
-export const cli = root.pipe(Command.withSubcommands([...commands]))
+export const cli = root.pipe(Command.withSubcommands([...commands, daemon]))
 
 const wantsJson = (argv: ReadonlyArray<string>) => argv.includes("--json")
 

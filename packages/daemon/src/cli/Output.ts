@@ -6,6 +6,7 @@ import * as Errors from "@switchboard/core/Errors"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import { DaemonError } from "../DaemonError.ts"
 
 /** A column: header and how to read the cell from a row. */
 export interface Column<A> {
@@ -57,10 +58,15 @@ export const exitCodeOf = (status: number): number => {
 }
 
 const isSwitchboardError = Schema.is(Errors.SwitchboardError)
+const isDaemonError = Schema.is(DaemonError)
 
 /** The error body and exit code of any failure the CLI can meet. */
 export const describeFailure = (error: unknown): { readonly body: Errors.ErrorBody; readonly exitCode: number } => {
   if (isSwitchboardError(error)) return { body: Errors.toErrorBody(error), exitCode: exitCodeOf(error.status) }
+  if (isDaemonError(error)) {
+    const exitCode = error.reason === "daemon_not_running" ? 3 : error.reason === "daemon_running" ? 4 : 1
+    return { body: { error: { code: error.code, message: error.message } }, exitCode }
+  }
   return { body: { error: { code: "internal_error", message: "unexpected failure; see the log" } }, exitCode: 1 }
 }
 
