@@ -164,16 +164,29 @@ const decodeCursor = (cursor: string | undefined, filter: string) =>
     ? Effect.succeed(undefined)
     : Effect.map(Effect.fromResult(Cursor.decode(cursor, filter)), (p) => p.after)
 
-const page = <A extends { readonly id: string }>(rows: ReadonlyArray<A>, limit: number, filter: string): Page<A> => {
+/**
+ * One keyset page: the cursor is checked against the list's filters, one row more than asked is fetched to know
+ * whether there is more, and the next cursor points after the last row returned.
+ */
+const paginate = Effect.fnUntraced(function* <A extends { readonly id: string }, E>(
+  query: { readonly limit?: number; readonly cursor?: string },
+  filters: Readonly<Record<string, string | undefined>>,
+  fetch: (after: string | undefined, limit: number) => Effect.Effect<ReadonlyArray<A>, E>
+) {
+  const limit = query.limit ?? 20
+  const filter = Cursor.filterKey(filters)
+  const after = yield* decodeCursor(query.cursor, filter)
+  const rows = yield* fetch(after, limit + 1)
   const has_more = rows.length > limit
   const data = rows.slice(0, limit)
   const last = data[data.length - 1]
-  return {
+  const result: Page<A> = {
     data,
     next_cursor: has_more && last !== undefined ? Cursor.encode({ after: last.id, filter }) : null,
     has_more
   }
-}
+  return result
+})
 
 /** Plain values a URL template may use: account fields and other credential values, then path parameters. */
 const templateValues = (values: Credential.Values, parameters: Connection.Parameters): Record<string, string> => {
@@ -278,16 +291,9 @@ export const make = Effect.gen(function* () {
   const listConnectors = Effect.fn("Switchboard.listConnectors")(function* (query: ListConnectorsQuery = {}) {
     const principal = yield* guard("connector:read")
     const q = yield* Validation.decode(ListConnectorsQuery, "query")(query)
-    const limit = q.limit ?? 20
-    const filter = Cursor.filterKey({ kind: q.kind, name_prefix: q.name_prefix })
-    const after = yield* decodeCursor(q.cursor, filter)
-    const rows = yield* connectors.list(principal.org, {
-      after,
-      limit: limit + 1,
-      kind: q.kind,
-      namePrefix: q.name_prefix
-    })
-    return page(rows, limit, filter)
+    return yield* paginate(q, { kind: q.kind, name_prefix: q.name_prefix }, (after, limit) =>
+      connectors.list(principal.org, { after, limit, kind: q.kind, namePrefix: q.name_prefix })
+    )
   })
 
   const getConnector = Effect.fn("Switchboard.getConnector")(function* (idOrName: string) {
@@ -525,19 +531,20 @@ export const make = Effect.gen(function* () {
   const listConnections = Effect.fn("Switchboard.listConnections")(function* (query: ListConnectionsQuery = {}) {
     const principal = yield* guard("connection:read")
     const q = yield* Validation.decode(ListConnectionsQuery, "query")(query)
-    const limit = q.limit ?? 20
     const connectorId = q.connector === undefined ? undefined : (yield* findConnector(principal.org, q.connector)).id
-    const filter = Cursor.filterKey({ connector: connectorId, status: q.status, name_prefix: q.name_prefix })
-    const after = yield* decodeCursor(q.cursor, filter)
-    const rows = yield* connections.list(principal.org, {
-      after,
-      limit: limit + 1,
-      connectorId,
-      status: q.status,
-      namePrefix: q.name_prefix,
-      visibleTo: principal.user
-    })
-    return page(rows, limit, filter)
+    return yield* paginate(
+      q,
+      { connector: connectorId, status: q.status, name_prefix: q.name_prefix },
+      (after, limit) =>
+        connections.list(principal.org, {
+          after,
+          limit,
+          connectorId,
+          status: q.status,
+          namePrefix: q.name_prefix,
+          visibleTo: principal.user
+        })
+    )
   })
 
   const getConnection = Effect.fn("Switchboard.getConnection")(function* (idOrName: string) {
@@ -639,16 +646,9 @@ export const make = Effect.gen(function* () {
   const listAudit = Effect.fn("Switchboard.listAudit")(function* (query: ListAuditQuery = {}) {
     const principal = yield* guard("audit:read")
     const q = yield* Validation.decode(ListAuditQuery, "query")(query)
-    const limit = q.limit ?? 20
-    const filter = Cursor.filterKey({ connection: q.connection, action: q.action })
-    const after = yield* decodeCursor(q.cursor, filter)
-    const rows = yield* auditLog.list(principal.org, {
-      after,
-      limit: limit + 1,
-      connectionId: q.connection,
-      action: q.action
-    })
-    return page(rows, limit, filter)
+    return yield* paginate(q, { connection: q.connection, action: q.action }, (after, limit) =>
+      auditLog.list(principal.org, { after, limit, connectionId: q.connection, action: q.action })
+    )
   })
 
   return Switchboard.of({
