@@ -22,6 +22,7 @@ import * as Connector from "./Connector.ts"
 import * as Credential from "./Credential.ts"
 import * as Errors from "./Errors.ts"
 import * as Switchboard from "./Switchboard.ts"
+import * as Testing from "./Testing.ts"
 
 /** The API version reported by `/healthz` and `/openapi.json`. */
 export const version = "0.1.0"
@@ -165,6 +166,16 @@ const reasons = (values: ReadonlyArray<string>): ReadonlySet<string> => new Set(
 const invalidRequestReasons = reasons(["invalid_cursor", "invalid_parameter"])
 const templateReasons = reasons(["template_value_missing", "template_value_invalid", "template_invalid"])
 const sealReasons = reasons(["open_failed", "seal_failed", "key_mismatch", "key_unavailable", "key_invalid"])
+const oauthReasons = reasons([
+  "oauth_not_supported",
+  "oauth_client_missing",
+  "oauth_state_invalid",
+  "oauth_authorization_denied",
+  "oauth_token_error",
+  "oauth_metadata_invalid",
+  "oauth_reauthorization_required",
+  "oauth_insufficient_scope"
+])
 const upstreamReasons = reasons([
   "upstream_unreachable",
   "upstream_timeout",
@@ -216,6 +227,7 @@ export const toSwitchboardError = (status: number, body: ErrorDetail): Errors.Sw
   if (upstreamReasons.has(code)) {
     return new Errors.UpstreamError({ ...props, reason: code as Errors.UpstreamError["reason"] })
   }
+  if (oauthReasons.has(code)) return new Errors.OAuthError({ ...props, reason: code as Errors.OAuthError["reason"] })
   const withCode = {
     message: body.message,
     details: { code, ...(body.details === undefined ? {} : { details: body.details }) }
@@ -393,33 +405,156 @@ export class ConnectionsGroup extends HttpApiGroup.make("connections")
   )
   .annotate(OpenApi.Description, "Connections bind a connector to credentials") {}
 
-/**
- * Extension point (connection testing and upstream calls): `POST /v1/connections/{id}/test`. The HTTP proxy
- * (`ANY /v1/connections/{id}/proxy/{path…}`) streams both ways, so it is a raw router route next to the API in the
- * daemon rather than an endpoint here.
- */
-export class CallsGroup extends HttpApiGroup.make("calls").annotate(
-  OpenApi.Description,
-  "Testing connections and calling upstreams through them"
-) {}
+/** A tested connection: the connection, its type, its credential values masked, and what the probe found. */
+export const TestedConnectionSchema = Testing.TestedConnection.annotate({ identifier: "TestedConnection" })
+
+/** The seed-compatible test request: `{"id": …}`, a connection id (or name). */
+export const TestRequest = Schema.Struct({ id: Schema.String })
+export const TestRequestBody = Body(TestRequest, "The connection to test: its id (or name)")
 
 /**
- * Extension point (MCP tools): `GET /v1/connectors/{id_or_name}/tools` and
- * `POST /v1/connectors/{id_or_name}/tools/{tool}/call`.
+ * Testing connections: `POST /v1/connections/{id}/test`, and the seed-compatible `POST /v1/connectors/test` with
+ * `{"id": …}`. A failed probe is still a 200 (the connection's status says `error`); 429 `rate_limited` and 503
+ * `circuit_open` carry `Retry-After`. The HTTP proxy (`ANY /v1/connections/{id}/proxy/{path…}`) streams both ways,
+ * so it is a raw router route next to the API in the daemon rather than an endpoint here.
  */
-export class ToolsGroup extends HttpApiGroup.make("tools").annotate(
-  OpenApi.Description,
-  "The tools of MCP connectors"
-) {}
+export class CallsGroup extends HttpApiGroup.make("calls")
+  .add(
+    HttpApiEndpoint.post("test", "/v1/connections/:id/test", {
+      params: { id: Schema.String },
+      success: TestedConnectionSchema
+    }).annotate(
+      OpenApi.Summary,
+      "Test a connection with a real probe; updates its status, last_tested_at and last_error"
+    ),
+    HttpApiEndpoint.post("testById", "/v1/connectors/test", {
+      payload: TestRequestBody,
+      success: TestedConnectionSchema
+    }).annotate(OpenApi.Summary, 'Test a connection given as {"id": …} (the KaireonAI-compatible form)')
+  )
+  .annotate(OpenApi.Description, "Testing connections and calling upstreams through them") {}
 
 /**
- * Extension point (OAuth): `GET /v1/connectors/{id_or_name}/auth_url` here; the browser-facing
- * `GET /v1/oauth/callback` is served on the daemon's loopback listener.
+ * Set on every answer of the HTTP proxy (`ANY /v1/connections/{id}/proxy/{path…}`) that is the upstream's own, whatever
+ * its status; the daemon's own errors on that route come without it, in the one error shape.
  */
-export class OAuthGroup extends HttpApiGroup.make("oauth").annotate(
-  OpenApi.Description,
-  "OAuth authorization of connections"
-) {}
+export const upstreamHeader = "x-switchboard-upstream"
+
+// Tools keep the MCP protocol's own shapes (`inputSchema`, `structuredContent`, `isError`), like the Alloy shape of
+// `authentication_methods`: clients hand them to agent frameworks unchanged.
+
+const JsonObject = Schema.Record(Schema.String, Schema.Unknown)
+
+/** A tool as its MCP server describes it (JSON Schemas passed through verbatim). */
+export const ToolSchema = Schema.Struct({
+  name: Schema.String,
+  title: Schema.optionalKey(Schema.String),
+  description: Schema.optionalKey(Schema.String),
+  inputSchema: JsonObject,
+  outputSchema: Schema.optionalKey(JsonObject),
+  annotations: Schema.optionalKey(JsonObject)
+}).annotate({ identifier: "Tool" })
+export type ToolSchema = typeof ToolSchema.Type
+
+/** The tools of one connection, and which connection that was. */
+export const ToolList = Schema.Struct({ connection: Schema.String, data: Schema.Array(ToolSchema) }).annotate({
+  identifier: "ToolList"
+})
+
+/** A tool result; one with `isError` is still a result (answered 200). */
+export const ToolResult = Schema.Struct({
+  content: Schema.Array(JsonObject),
+  structuredContent: Schema.optionalKey(JsonObject),
+  isError: Schema.optionalKey(Schema.Boolean)
+}).annotate({ identifier: "ToolResult" })
+export type ToolResult = typeof ToolResult.Type
+
+const Millis = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 86_400_000 }))
+
+/** What a tool call takes: its arguments, and optionally the connection and timeouts. */
+export const ToolCallInput = Schema.Struct({
+  arguments: Schema.optionalKey(JsonObject),
+  connection: Schema.optionalKey(Schema.String),
+  /** Time without an answer or progress before the call fails (60 s by default). */
+  timeout_ms: Schema.optionalKey(Millis),
+  /** A limit on the whole call that progress does not extend. */
+  max_total_timeout_ms: Schema.optionalKey(Millis)
+})
+export type ToolCallInput = typeof ToolCallInput.Encoded
+
+export const ToolCallBody = Body(
+  ToolCallInput,
+  "The tool's arguments; connection (id or name) when the caller has several connections to the connector"
+)
+
+/** The media type of a streamed tool call: one JSON object per line (`ToolCallEvent`). */
+export const ndjson = "application/x-ndjson"
+
+/** One line of a streamed tool call: a progress notification, then the result or the error (with its status). */
+export const ToolCallEvent = Schema.Union([
+  Schema.Struct({
+    progress: Schema.Struct({
+      progress: Schema.Number,
+      total: Schema.optionalKey(Schema.Number),
+      message: Schema.optionalKey(Schema.String)
+    })
+  }),
+  Schema.Struct({ result: ToolResult }),
+  Schema.Struct({ error: ErrorDetail, status: Schema.Int })
+])
+export type ToolCallEvent = typeof ToolCallEvent.Type
+
+/**
+ * The tools of MCP connectors. The connection is the `connection` query parameter (or body member), else the
+ * caller's only connection to the connector; with none or several, 422 `connection_required` lists the candidates.
+ */
+export class ToolsGroup extends HttpApiGroup.make("tools")
+  .add(
+    HttpApiEndpoint.get("list", "/v1/connectors/:id_or_name/tools", {
+      params: IdOrName,
+      query: { connection: Schema.optionalKey(Schema.String) },
+      success: ToolList
+    }).annotate(OpenApi.Summary, "List the tools of a connection to an MCP connector"),
+    HttpApiEndpoint.post("call", "/v1/connectors/:id_or_name/tools/:tool/call", {
+      params: { ...IdOrName, tool: Schema.String },
+      payload: ToolCallBody,
+      success: ToolResult
+    })
+      .annotate(OpenApi.Summary, "Call a tool (arguments checked against its input schema first)")
+      .annotate(
+        OpenApi.Description,
+        `With \`Accept: ${ndjson}\` the answer streams one JSON object per line: {"progress": …} per progress ` +
+          'notification, then {"result": …} or {"error": …, "status": …}. Closing the connection cancels the call.'
+      )
+  )
+  .annotate(OpenApi.Description, "The tools of MCP connectors") {}
+
+/** `GET …/auth_url`: the authorization URL to open, and when its single-use state expires. */
+export const AuthUrl = Schema.Struct({ url: Schema.String, state_expires_at: Schema.String }).annotate({
+  identifier: "AuthUrl"
+})
+
+/**
+ * OAuth: `GET /v1/connectors/{id_or_name}/auth_url` here; the browser-facing `GET /v1/oauth/callback` is served on
+ * the daemon's loopback listener.
+ */
+export class OAuthGroup extends HttpApiGroup.make("oauth")
+  .add(
+    HttpApiEndpoint.get("authUrl", "/v1/connectors/:id_or_name/auth_url", {
+      params: IdOrName,
+      query: {
+        connection: Schema.optionalKey(Schema.String),
+        /** Space-separated scopes to ask for besides the required ones. */
+        scopes: Schema.optionalKey(Schema.String),
+        redirect_uri: Schema.optionalKey(Schema.String)
+      },
+      success: AuthUrl
+    }).annotate(
+      OpenApi.Summary,
+      "The OAuth authorization URL (PKCE S256, single-use state valid 10 minutes) for a connection or the caller"
+    )
+  )
+  .annotate(OpenApi.Description, "OAuth authorization of connections") {}
 
 export class AuditGroup extends HttpApiGroup.make("audit")
   .add(

@@ -137,6 +137,42 @@ export class UpstreamError extends Schema.TaggedError<UpstreamError>()("Upstream
   }
 }
 
+/** An OAuth flow or token operation failed; the reason says which step and why (never a token or secret). */
+export class OAuthError extends Schema.TaggedError<OAuthError>()("OAuthError", {
+  ...fields,
+  reason: Schema.Literals([
+    "oauth_not_supported",
+    "oauth_client_missing",
+    "oauth_state_invalid",
+    "oauth_authorization_denied",
+    "oauth_token_error",
+    "oauth_metadata_invalid",
+    "oauth_reauthorization_required",
+    "oauth_insufficient_scope"
+  ])
+}) {
+  get code() {
+    return this.reason
+  }
+  get status() {
+    switch (this.reason) {
+      case "oauth_not_supported":
+      case "oauth_state_invalid":
+      case "oauth_authorization_denied":
+        return 400
+      case "oauth_client_missing":
+        return 422
+      case "oauth_reauthorization_required":
+        return 409
+      case "oauth_insufficient_scope":
+        return 403
+      case "oauth_token_error":
+      case "oauth_metadata_invalid":
+        return 502
+    }
+  }
+}
+
 /** Every error the Switchboard service can fail with. */
 export type SwitchboardError =
   | ValidationFailed
@@ -153,6 +189,7 @@ export type SwitchboardError =
   | StoreError
   | SealError
   | UpstreamError
+  | OAuthError
 
 export const SwitchboardError = Schema.Union([
   ValidationFailed,
@@ -168,7 +205,8 @@ export const SwitchboardError = Schema.Union([
   TemplateError,
   StoreError,
   SealError,
-  UpstreamError
+  UpstreamError,
+  OAuthError
 ])
 
 /** The one JSON error shape of every way in. */

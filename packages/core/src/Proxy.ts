@@ -6,7 +6,8 @@
  * connection's headers and the auth headers, and calls the upstream through the connection's rate limit,
  * circuit breaker and retry policy. Upstream `Set-Cookie` and hop-by-hop headers are dropped; bodies stream
  * both ways. Every call is audited: who, connection, connector, method, path (never the query), status,
- * duration and outcome; never bodies or secrets.
+ * duration and outcome; never bodies or secrets. OAuth connections go through the `TokenRefresher` hook: tokens
+ * about to expire are refreshed first, and a 401 refreshes once and is retried when the request has no body.
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -14,10 +15,12 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
-import type * as Stream from "effect/Stream"
+import * as Stream from "effect/Stream"
 import { InvalidRequest, type SwitchboardError, type UpstreamError } from "./Errors.ts"
+import { TokenRefresher } from "./OAuthRefresher.ts"
 import * as Resilience from "./Resilience.ts"
 import { type ResolvedCall, Switchboard } from "./Switchboard.ts"
 import { Upstream, type UpstreamResponse } from "./Upstream.ts"
@@ -275,9 +278,11 @@ export const make = Effect.gen(function* () {
   const switchboard = yield* Switchboard
   const upstream = yield* Upstream
   const resilience = yield* Resilience.Resilience
+  const refresher = yield* TokenRefresher
 
   const request = Effect.fn("Proxy.request")(function* (connectionRef: string, req: ProxyRequest) {
-    const call = yield* switchboard.resolveCall(connectionRef)
+    // OAuth: an access token about to expire is refreshed first (single-flight).
+    const call = yield* refresher.beforeCall(yield* switchboard.resolveCall(connectionRef))
     const { connection } = call
     const method = req.method.toUpperCase()
     const started = yield* Clock.currentTimeMillis
@@ -290,32 +295,50 @@ export const make = Effect.gen(function* () {
             allowed: [...methods]
           })
         }
-        const base = yield* Effect.fromResult(baseUrl(call))
-        const where = yield* Effect.fromResult(target(base, req, call.query, call.auth.query))
-        auditPath = where.path
-        const headers = yield* Effect.fromResult(requestHeaders(req.headers ?? {}, call, req.body !== undefined))
         const rate = connection.rate_limit
-        const response = yield* resilience.http(
-          {
-            key: connection.id,
-            method,
-            body: req.body,
-            rateLimit: {
-              ...(rate?.requests_per_second === undefined ? {} : { requestsPerSecond: rate.requests_per_second }),
-              ...(rate?.burst === undefined ? {} : { burst: rate.burst })
-            }
-          },
-          (body) =>
-            upstream.request({
+        const forward = (
+          call: ResolvedCall,
+          where: Target,
+          headers: Record<string, string | Redacted.Redacted<string>>
+        ): Effect.Effect<UpstreamResponse, SwitchboardError> =>
+          resilience.http(
+            {
+              key: connection.id,
               method,
-              url: where.url,
-              headers,
-              body,
-              allowPrivateNetwork: connection.allow_private_network,
-              connectTimeoutMillis: connection.timeouts?.connect_ms ?? defaultTimeouts.connect_ms,
-              totalTimeoutMillis: connection.timeouts?.total_ms ?? defaultTimeouts.total_ms
-            })
-        )
+              body: req.body,
+              rateLimit: {
+                ...(rate?.requests_per_second === undefined ? {} : { requestsPerSecond: rate.requests_per_second }),
+                ...(rate?.burst === undefined ? {} : { burst: rate.burst })
+              }
+            },
+            (body) =>
+              upstream.request({
+                method,
+                url: where.url,
+                headers,
+                body,
+                allowPrivateNetwork: call.connection.allow_private_network,
+                connectTimeoutMillis: call.connection.timeouts?.connect_ms ?? defaultTimeouts.connect_ms,
+                totalTimeoutMillis: call.connection.timeouts?.total_ms ?? defaultTimeouts.total_ms
+              })
+          )
+        const send = (call: ResolvedCall) =>
+          Effect.gen(function* () {
+            const base = yield* Effect.fromResult(baseUrl(call))
+            const where = yield* Effect.fromResult(target(base, req, call.query, call.auth.query))
+            auditPath = where.path
+            const headers = yield* Effect.fromResult(requestHeaders(req.headers ?? {}, call, req.body !== undefined))
+            return yield* forward(call, where, headers)
+          })
+        let response = yield* send(call)
+        if (response.status === 401) {
+          // OAuth: refresh once (unless someone else just did) and, when the request can be sent again, retry.
+          const retry = yield* refresher.afterUnauthorized(call)
+          if (Option.isSome(retry) && req.body === undefined) {
+            yield* Effect.ignore(Stream.runDrain(response.body))
+            response = yield* send(retry.value)
+          }
+        }
         const filtered: UpstreamResponse = { ...response, headers: responseHeaders(response.headers) }
         return filtered
       })

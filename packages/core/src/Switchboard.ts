@@ -218,7 +218,9 @@ export const make = Effect.gen(function* () {
     })
   })
 
-  const findConnector = Effect.fn("Switchboard.findConnector")(function* (org: string, idOrName: string) {
+  // The helpers below run inside the traced service methods on every call (several per `resolveCall`): untraced,
+  // they skip Effect.fn's span and call-site capture, a few µs each.
+  const findConnector = Effect.fnUntraced(function* (org: string, idOrName: string) {
     const found = Ids.is("ctr", idOrName)
       ? yield* connectors.get(org, idOrName)
       : yield* connectors.getByName(org, idOrName)
@@ -231,10 +233,7 @@ export const make = Effect.gen(function* () {
     return found.value
   })
 
-  const findConnection = Effect.fn("Switchboard.findConnection")(function* (
-    principal: Principal.Principal,
-    idOrName: string
-  ) {
+  const findConnection = Effect.fnUntraced(function* (principal: Principal.Principal, idOrName: string) {
     const found = Ids.is("conn", idOrName)
       ? yield* connections.get(principal.org, idOrName)
       : yield* connections.getByName(principal.org, idOrName)
@@ -248,7 +247,7 @@ export const make = Effect.gen(function* () {
     return found.value
   })
 
-  const connectorFor = Effect.fn("Switchboard.connectorFor")(function* (connection: Connection.Connection) {
+  const connectorFor = Effect.fnUntraced(function* (connection: Connection.Connection) {
     if (connection.connector_version === null) return yield* findConnector(connection.org, connection.connector_id)
     const pinned = yield* connectors.getVersion(connection.org, connection.connector_id, connection.connector_version)
     if (Option.isNone(pinned)) {
@@ -260,10 +259,7 @@ export const make = Effect.gen(function* () {
   })
 
   /** The first stored credential along the resolution chain, if any. */
-  const lookupCredential = Effect.fn("Switchboard.lookupCredential")(function* (
-    connectorId: string,
-    chain: ReadonlyArray<Credential.Lookup>
-  ) {
+  const lookupCredential = Effect.fnUntraced(function* (connectorId: string, chain: ReadonlyArray<Credential.Lookup>) {
     for (const lookup of chain) {
       const found = yield* vault.get({ connectorId, ...lookup })
       if (Option.isSome(found)) return found
@@ -592,7 +588,11 @@ export const make = Effect.gen(function* () {
       connector.auth_patterns.length === 0
         ? undefined
         : Connector.patternFor(connector, connection.auth_type ?? undefined)
-    const secrets = yield* connections.secrets(principal.org, connection.id)
+    // Secrets are written once, with the connection: one without inline security or headers has none to unseal.
+    const secrets =
+      connection.has_security || connection.header_names.length > 0
+        ? yield* connections.secrets(principal.org, connection.id)
+        : Connection.noSecrets
     let values: Credential.Values = {}
     let source: CredentialSource = { _tag: "None" }
     if (connection.has_security) {

@@ -3,18 +3,21 @@
  * an `McpTarget` for the `McpUpstream` port, and audit every tool call (tool name, outcome, duration; never
  * arguments or results). Remote servers get the auth headers and connection headers; local programs get
  * credentials only through their `command.env` templates, never through argv. Tool errors (`isError`) are
- * results; protocol failures are typed `UpstreamError`s.
+ * results; protocol failures are typed `UpstreamError`s. OAuth connections go through the `TokenRefresher` hook:
+ * refresh ahead of expiry, once after a 401 (then the operation runs again), step-up after a 403.
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import type * as Stream from "effect/Stream"
 import * as AuthPattern from "./AuthPattern.ts"
-import { InvalidRequest, type SwitchboardError, type TemplateError } from "./Errors.ts"
+import { InvalidRequest, type SwitchboardError, type TemplateError, type UpstreamError } from "./Errors.ts"
 import { type CallOptions, type McpTarget, type McpTool, type McpToolResult, McpUpstream } from "./McpUpstream.ts"
+import { TokenRefresher } from "./OAuthRefresher.ts"
 import { type ResolvedCall, Switchboard } from "./Switchboard.ts"
 import * as Template from "./Template.ts"
 
@@ -114,19 +117,53 @@ export const targetOf = (call: ResolvedCall): Result.Result<McpTarget, InvalidRe
   })
 }
 
+/** The HTTP status an MCP server answered with, when that is why the call failed. */
+const httpStatusOf = (error: UpstreamError): number | undefined => {
+  const status = (error.details as { readonly http_status?: unknown } | undefined)?.http_status
+  return status === 401 || status === 403 ? status : undefined
+}
+
 export const make = Effect.gen(function* () {
   const sb = yield* Switchboard
   const upstream = yield* McpUpstream
+  const refresher = yield* TokenRefresher
 
   const resolve = Effect.fn("Tools.resolve")(function* (connection: string) {
-    const call = yield* sb.resolveCall(connection)
+    // OAuth: an access token about to expire is refreshed first (single-flight).
+    const call = yield* refresher.beforeCall(yield* sb.resolveCall(connection))
     const target = yield* Effect.fromResult(targetOf(call))
     return { call, target }
   })
 
+  /**
+   * OAuth: after a 401 the tokens are refreshed once (unless someone else just did) and `use` runs again with the
+   * new target; after a 403 the server may ask for more scope (step-up), which fails with the URL to authorize.
+   */
+  const withOAuth = <A, E extends SwitchboardError>(
+    call: ResolvedCall,
+    target: McpTarget,
+    use: (target: McpTarget) => Effect.Effect<A, E>
+  ): Effect.Effect<A, E | SwitchboardError> =>
+    use(target).pipe(
+      Effect.catchIf(
+        (error): error is E & UpstreamError => error._tag === "UpstreamError" && httpStatusOf(error) !== undefined,
+        (error) =>
+          Effect.gen(function* () {
+            if (httpStatusOf(error) === 403) {
+              yield* refresher.afterForbidden(call)
+              return yield* Effect.fail(error)
+            }
+            if (httpStatusOf(error) !== 401) return yield* Effect.fail(error)
+            const retry = yield* refresher.afterUnauthorized(call)
+            if (Option.isNone(retry)) return yield* Effect.fail(error)
+            return yield* use(yield* Effect.fromResult(targetOf(retry.value)))
+          })
+      )
+    )
+
   const listTools = Effect.fn("Tools.listTools")(function* (connection: string) {
-    const { target } = yield* resolve(connection)
-    return yield* upstream.listTools(target)
+    const { call, target } = yield* resolve(connection)
+    return yield* withOAuth(call, target, (t) => upstream.listTools(t))
   })
 
   const callTool = Effect.fn("Tools.callTool")(function* (
@@ -151,7 +188,7 @@ export const make = Effect.gen(function* () {
         })
       )
     // On the failure paths the call's own error matters more than a failed audit append.
-    const result = yield* upstream.callTool(target, tool, args, options).pipe(
+    const result = yield* withOAuth(call, target, (t) => upstream.callTool(t, tool, args, options)).pipe(
       Effect.tapError((error) => Effect.ignore(record("failure", error.code))),
       Effect.onInterrupt(() => Effect.ignore(record("failure", "cancelled")))
     )

@@ -36,6 +36,11 @@ describe("routes", () => {
         "GET /v1/connections",
         "GET /v1/connections/{id}",
         "DELETE /v1/connections/{id}",
+        "POST /v1/connections/{id}/test",
+        "POST /v1/connectors/test",
+        "GET /v1/connectors/{id_or_name}/tools",
+        "POST /v1/connectors/{id_or_name}/tools/{tool}/call",
+        "GET /v1/connectors/{id_or_name}/auth_url",
         "GET /v1/audit",
         "GET /healthz"
       ]

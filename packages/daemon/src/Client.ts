@@ -7,19 +7,26 @@
  *   as the embedded service (mapped back by error code), so the CLI and the MCP server work the same embedded or
  *   through the daemon. Calls that hand secrets back (`resolveCall`) or only the daemon itself makes (`audit`,
  *   `setConnectionStatus`) are not offered over the socket.
+ * - `layerRemoteCalls`: the `Proxy` and `Tools` services through the daemon's proxy route and tool endpoints; bodies,
+ *   progress and cancellation stream over the socket.
  */
 import { NodeHttpClient } from "@effect/platform-node"
 import * as Api from "@switchboard/core/Api"
 import * as Errors from "@switchboard/core/Errors"
 import * as Principal from "@switchboard/core/Principal"
+import type { CallOptions, McpTool, McpToolResult } from "@switchboard/core/McpUpstream"
+import * as Proxy from "@switchboard/core/Proxy"
 import * as Switchboard from "@switchboard/core/Switchboard"
+import * as Tools from "@switchboard/core/Tools"
+import type { UpstreamResponse } from "@switchboard/core/Upstream"
 import * as Validation from "@switchboard/core/Validation"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import { HttpClient, HttpClientError, HttpClientRequest } from "effect/http"
+import { HttpClient, HttpClientError, HttpClientRequest, type HttpClientResponse, type HttpMethod } from "effect/http"
 import { HttpApiClient } from "effect/http-api"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import { DaemonError } from "./DaemonError.ts"
 
 /** The host every request names; the socket decides where it goes. */
@@ -51,23 +58,28 @@ const principalHeaders = (principal: Principal.Principal): Record<string, string
   [Api.principalHeaders.role]: principal.role
 })
 
+/** The client's headers, and the calling fiber's principal when `forwardPrincipal` says so. */
+const configure =
+  (options: ClientOptions) =>
+  (client: HttpClient.HttpClient): HttpClient.HttpClient => {
+    const withHeaders =
+      options.headers === undefined
+        ? client
+        : HttpClient.mapRequest(client, HttpClientRequest.setHeaders(options.headers))
+    return options.forwardPrincipal === true
+      ? HttpClient.mapRequestEffect(withHeaders, (request) =>
+          Effect.map(Effect.service(Principal.CurrentPrincipal), (principal) =>
+            HttpClientRequest.setHeaders(request, principalHeaders(principal))
+          )
+        )
+      : withHeaders
+  }
+
 /** Build the typed client on the provided `HttpClient`. */
 export const make = (options: ClientOptions = {}) =>
   HttpApiClient.make(Api.Api, {
     baseUrl: BASE_URL,
-    transformClient: (client) => {
-      const withHeaders =
-        options.headers === undefined
-          ? client
-          : HttpClient.mapRequest(client, HttpClientRequest.setHeaders(options.headers))
-      return options.forwardPrincipal === true
-        ? HttpClient.mapRequestEffect(withHeaders, (request) =>
-            Effect.map(Effect.service(Principal.CurrentPrincipal), (principal) =>
-              HttpClientRequest.setHeaders(request, principalHeaders(principal))
-            )
-          )
-        : withHeaders
-    }
+    transformClient: configure(options)
   })
 
 /** The typed client over the socket. */
@@ -226,3 +238,205 @@ export const layerRemote = (
   options: ClientOptions = {}
 ): Layer.Layer<Switchboard.Switchboard | DaemonClient> =>
   Layer.effect(Switchboard.Switchboard, makeRemote(socketPath)).pipe(Layer.provideMerge(layer(socketPath, options)))
+
+// ---------------------------------------------------------------------------------------------------------------
+// Calling upstreams through the daemon
+
+/** Meaningful for one hop only, or set by the client itself: never sent to the daemon on the caller's behalf. */
+const notForwarded: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "expect",
+  "content-length"
+])
+
+const forwardable = (headers: Proxy.ProxyRequest["headers"]): Record<string, string> => {
+  const out: Record<string, string> = {}
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    const lower = name.toLowerCase()
+    if (value === undefined || notForwarded.has(lower) || lower.startsWith("x-switchboard-")) continue
+    out[lower] = typeof value === "string" ? value : value.join(", ")
+  }
+  return out
+}
+
+const contentLengthOf = (headers: Proxy.ProxyRequest["headers"]): number | undefined => {
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (name.toLowerCase() !== "content-length" || typeof value !== "string") continue
+    const n = Number(value)
+    return Number.isSafeInteger(n) && n >= 0 ? n : undefined
+  }
+  return undefined
+}
+
+/** The daemon answered with its own error (JSON in the one error shape), or with something this client cannot read. */
+const daemonError = (socketPath: string, response: HttpClientResponse.HttpClientResponse) =>
+  response.json.pipe(
+    Effect.flatMap(Schema.decodeUnknownEffect(Schema.Struct({ error: Api.ErrorDetail }))),
+    Effect.map((body) => Api.toSwitchboardError(response.status, body.error)),
+    Effect.catch((cause) =>
+      Effect.succeed(
+        new Errors.StoreError({
+          message: `unexpected answer (HTTP ${response.status}) from the Switchboard daemon on ${socketPath}`,
+          cause
+        })
+      )
+    ),
+    Effect.flatMap(Effect.fail)
+  )
+
+const brokenOff = (what: string) => () =>
+  new Errors.UpstreamError({
+    reason: "upstream_unreachable",
+    message: `the daemon's answer broke off while streaming ${what}`
+  })
+
+/** `Proxy` through the daemon: the request body and the upstream's answer both stream over the socket. */
+export const makeRemoteProxy = (socketPath: string, options: ClientOptions = {}) =>
+  Effect.gen(function* () {
+    const http = configure(options)(yield* HttpClient.HttpClient)
+    const failWith = toServiceError(socketPath)
+
+    const request = Effect.fn("RemoteProxy.request")(function* (connection: string, req: Proxy.ProxyRequest) {
+      // Dot segments are resolved here as the embedded proxy does: a URL parser would otherwise resolve them
+      // against the daemon's own routes.
+      const hash = req.path.indexOf("#")
+      const withoutHash = hash === -1 ? req.path : req.path.slice(0, hash)
+      const question = withoutHash.indexOf("?")
+      const rawPath = question === -1 ? withoutHash : withoutHash.slice(0, question)
+      const path = yield* Effect.fromResult(Proxy.normalisePath(rawPath))
+      const search = question === -1 ? "" : withoutHash.slice(question)
+      const url = `${BASE_URL}/v1/connections/${encodeURIComponent(connection)}/proxy${path === "" ? "/" : path}${search}`
+      const query: Array<[string, string]> = []
+      for (const [k, v] of Object.entries(req.query ?? {})) {
+        for (const value of typeof v === "string" ? [v] : v) query.push([k, value])
+      }
+      let outgoing = HttpClientRequest.make(req.method.toUpperCase() as HttpMethod.HttpMethod)(url, {
+        headers: forwardable(req.headers),
+        urlParams: query
+      })
+      if (req.body !== undefined) {
+        const contentLength = contentLengthOf(req.headers)
+        outgoing = HttpClientRequest.bodyStream(outgoing, req.body, {
+          contentType: forwardable(req.headers)["content-type"] ?? "application/octet-stream",
+          ...(contentLength === undefined ? {} : { contentLength })
+        })
+      }
+      const response = yield* http.execute(outgoing).pipe(Effect.mapError(failWith))
+      if (response.headers[Api.upstreamHeader] === undefined) return yield* daemonError(socketPath, response)
+      const { [Api.upstreamHeader]: _marker, ...headers } = response.headers
+      const answer: UpstreamResponse = {
+        status: response.status,
+        headers,
+        body: response.stream.pipe(Stream.mapError(brokenOff("the upstream's body")))
+      }
+      return answer
+    })
+
+    return Proxy.Proxy.of({ request })
+  })
+
+const decodeEvent = Schema.decodeUnknownEffect(Schema.fromJsonString(Api.ToolCallEvent))
+
+/**
+ * `Tools` through the daemon. A call streams (NDJSON): progress reaches `onProgress` as it happens, and
+ * interrupting the call closes the request, which makes the daemon cancel it upstream. `toolsChanged` is not
+ * offered over the socket (it never emits here).
+ */
+export const makeRemoteTools = (socketPath: string, options: ClientOptions = {}) =>
+  Effect.gen(function* () {
+    const client = yield* DaemonClient
+    const http = configure(options)(yield* HttpClient.HttpClient)
+    const failWith = toServiceError(socketPath)
+    const call = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, Errors.SwitchboardError> =>
+      Effect.mapError(effect, failWith)
+    const connectionOf = (ref: string) => call(client.connections.get({ params: { id: ref } }))
+
+    const listTools = Effect.fn("RemoteTools.listTools")(function* (connection: string) {
+      const c = yield* connectionOf(connection)
+      const list = yield* call(
+        client.tools.list({ params: { id_or_name: c.connector_id }, query: { connection: c.id } })
+      )
+      const tools: ReadonlyArray<McpTool> = list.data
+      return tools
+    })
+
+    const callTool = Effect.fn("RemoteTools.callTool")(function* (
+      connection: string,
+      tool: string,
+      args: Readonly<Record<string, unknown>> = {},
+      callOptions?: CallOptions
+    ) {
+      const c = yield* connectionOf(connection)
+      const payload = yield* toJson("tool arguments", {
+        arguments: args,
+        connection: c.id,
+        ...(callOptions?.timeoutMillis === undefined ? {} : { timeout_ms: callOptions.timeoutMillis }),
+        ...(callOptions?.maxTotalTimeoutMillis === undefined
+          ? {}
+          : { max_total_timeout_ms: callOptions.maxTotalTimeoutMillis })
+      })
+      const url = `${BASE_URL}/v1/connectors/${encodeURIComponent(c.connector_id)}/tools/${encodeURIComponent(tool)}/call`
+      const outgoing = HttpClientRequest.post(url, { accept: Api.ndjson }).pipe(
+        HttpClientRequest.bodyJsonUnsafe(payload)
+      )
+      const response = yield* http.execute(outgoing).pipe(Effect.mapError(failWith))
+      if (response.status !== 200 || !(response.headers["content-type"] ?? "").startsWith(Api.ndjson)) {
+        return yield* daemonError(socketPath, response)
+      }
+      let last: Api.ToolCallEvent | undefined
+      yield* response.stream.pipe(
+        Stream.decodeText(),
+        Stream.splitLines,
+        Stream.filter((line) => line.trim() !== ""),
+        Stream.mapError(brokenOff("a tool call")),
+        Stream.runForEach((line) =>
+          decodeEvent(line).pipe(
+            Effect.mapError(
+              (cause) =>
+                new Errors.StoreError({
+                  message: `unexpected line in a streamed tool call from the daemon on ${socketPath}`,
+                  cause
+                })
+            ),
+            Effect.map((event) => {
+              if ("progress" in event) callOptions?.onProgress?.(event.progress)
+              else last = event
+            })
+          )
+        )
+      )
+      const end = last
+      if (end !== undefined && "result" in end) {
+        const result: McpToolResult = end.result
+        return result
+      }
+      if (end !== undefined && "error" in end) return yield* Api.toSwitchboardError(end.status, end.error)
+      return yield* new Errors.UpstreamError({
+        reason: "upstream_protocol_error",
+        message: "the daemon ended the tool call without a result"
+      })
+    })
+
+    return Tools.Tools.of({ listTools, callTool, toolsChanged: Stream.empty })
+  })
+
+/**
+ * The calling services through the daemon on `socketPath`: `Proxy` (bodies stream both ways) and `Tools` (progress
+ * and cancellation pass through), failing with the same typed errors as the embedded ones. With `layerRemote`, the
+ * CLI and the MCP server work the same embedded or through the daemon.
+ */
+export const layerRemoteCalls = (
+  socketPath: string,
+  options: ClientOptions = {}
+): Layer.Layer<Proxy.Proxy | Tools.Tools | DaemonClient> =>
+  Layer.mergeAll(
+    Layer.effect(Proxy.Proxy, makeRemoteProxy(socketPath, options)),
+    Layer.effect(Tools.Tools, makeRemoteTools(socketPath, options))
+  ).pipe(Layer.provideMerge(Layer.effect(DaemonClient, make(options))), Layer.provide(httpClientLayer(socketPath)))

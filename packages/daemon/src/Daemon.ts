@@ -10,6 +10,7 @@
  */
 import type { SealError, StoreError } from "@switchboard/core/Errors"
 import type * as Switchboard from "@switchboard/core/Switchboard"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type { HttpRouter } from "effect/http"
@@ -23,6 +24,8 @@ import * as Fs from "node:fs"
 import * as Client from "./Client.ts"
 import { DaemonError, errnoOf, io } from "./DaemonError.ts"
 import * as Layers from "./Layers.ts"
+import * as OAuthRoutes from "./OAuthRoutes.ts"
+import * as ProxyRoute from "./ProxyRoute.ts"
 import * as Server from "./Server.ts"
 
 export interface DaemonOptions extends Layers.PathOptions {
@@ -142,14 +145,40 @@ export const run = (options: DaemonOptions = {}): Effect.Effect<never, RunError>
           started ? Effect.logInfo("daemon stopped").pipe(Effect.annotateLogs({ pid: process.pid })) : Effect.void
         )
       )
+      // OAuth: the Switchboard with the OAuth service (flows redirect to the browser listener started below).
+      const callback: { url: string | undefined } = { url: undefined }
+      const core = Layer.succeedContext(
+        yield* Layer.build(
+          Layers.oauthSwitchboardLayer({
+            kind: store,
+            paths,
+            env,
+            allowPrivateNetwork: config.allowPrivateNetwork,
+            redirectUri: () => callback.url,
+            clientMetadataUrl: config.oauthClientMetadataUrl
+          })
+        )
+      )
+      // The Switchboard with the proxy and MCP tools, built once: the API handlers and the proxy route share it
+      // (one store, one rate limit and breaker per connection, one MCP session pool). Closed after the server.
+      const services = Layer.succeedContext(
+        yield* Layer.build(Layers.withCalls(core, { allowPrivateNetwork: config.allowPrivateNetwork }))
+      )
+      const browser = yield* Layer.build(
+        OAuthRoutes.layer({ port: config.oauthCallbackPort }).pipe(Layer.provide(core))
+      ).pipe(Effect.map((context) => Context.get(context, OAuthRoutes.BrowserListener)))
+      callback.url = browser.callbackUrl
+      const proxyRoute = ProxyRoute.layer({ trustHeaders: config.trustHeaders, principal }).pipe(
+        Layer.provide(services)
+      )
       const server = Server.layer({
         socket: paths.socket,
         trustHeaders: config.trustHeaders,
         principal,
         shutdownTimeout: options.shutdownTimeout ?? Duration.millis(config.shutdownTimeoutMs),
         logRequests: options.logRequests,
-        routes: options.routes
-      }).pipe(Layer.provide(Layers.switchboardLayer({ kind: store, paths, env })))
+        routes: options.routes === undefined ? proxyRoute : Layer.merge(options.routes, proxyRoute)
+      }).pipe(Layer.provide(services))
       yield* Layer.build(server)
       yield* writePidFile(paths.pidFile)
       started = true
@@ -160,7 +189,8 @@ export const run = (options: DaemonOptions = {}): Effect.Effect<never, RunError>
           home: paths.home,
           store,
           trust_headers: config.trustHeaders,
-          user: principal.user
+          user: principal.user,
+          oauth_callback: browser.callbackUrl
         })
       )
       yield* Effect.addFinalizer(() => Effect.logInfo("daemon stopping: draining in-flight requests"))

@@ -9,14 +9,19 @@
  */
 import * as Http from "@switchboard/adapters/http"
 import * as Mcp from "@switchboard/adapters/mcp"
+import * as OAuthAdapter from "@switchboard/adapters/oauth"
+import * as Probes from "@switchboard/adapters/probes"
 import * as Memory from "@switchboard/adapters/memory"
 import * as Sodium from "@switchboard/adapters/sodium"
 import * as Sqlite from "@switchboard/adapters/sqlite"
 import type { SealError, StoreError } from "@switchboard/core/Errors"
 import type { StoreServices } from "@switchboard/core/Facade"
+import * as OAuth from "@switchboard/core/OAuth"
+import type { OAuthStateStore } from "@switchboard/core/OAuthStateStore"
 import * as Principal from "@switchboard/core/Principal"
 import * as Proxy from "@switchboard/core/Proxy"
 import * as Switchboard from "@switchboard/core/Switchboard"
+import * as Testing from "@switchboard/core/Testing"
 import * as Tools from "@switchboard/core/Tools"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -25,6 +30,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { DaemonError, errnoOf, io } from "./DaemonError.ts"
+import * as KeyRotation from "./KeyRotation.ts"
 
 export type Env = Readonly<Record<string, string | undefined>>
 
@@ -116,7 +122,11 @@ export const ConfigFile = Schema.Struct({
    * Allow loopback and private-network upstreams for every connection (the local-first switch). Cloud
    * metadata addresses stay refused.
    */
-  allow_private_network: Schema.optionalKey(Schema.Boolean)
+  allow_private_network: Schema.optionalKey(Schema.Boolean),
+  /** The 127.0.0.1 port of the browser-facing listener (the OAuth callback); an ephemeral one when absent. */
+  oauth_callback_port: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65_535 }))),
+  /** An https URL serving this client's OAuth metadata document (used where servers support client ID documents). */
+  oauth_client_metadata_url: Schema.optionalKey(Schema.String)
 })
 export type ConfigFile = typeof ConfigFile.Type
 
@@ -124,6 +134,8 @@ export interface DaemonConfig {
   readonly trustHeaders: boolean
   readonly shutdownTimeoutMs: number
   readonly allowPrivateNetwork: boolean
+  readonly oauthCallbackPort?: number | undefined
+  readonly oauthClientMetadataUrl?: string | undefined
 }
 
 export const defaultShutdownTimeoutMs = 10_000
@@ -173,7 +185,9 @@ export const readConfig = Effect.fn("Layers.readConfig")(function* (paths: Paths
   return {
     trustHeaders,
     shutdownTimeoutMs: file.shutdown_timeout_ms ?? defaultShutdownTimeoutMs,
-    allowPrivateNetwork: file.allow_private_network ?? false
+    allowPrivateNetwork: file.allow_private_network ?? false,
+    ...(file.oauth_callback_port === undefined ? {} : { oauthCallbackPort: file.oauth_callback_port }),
+    ...(file.oauth_client_metadata_url === undefined ? {} : { oauthClientMetadataUrl: file.oauth_client_metadata_url })
   } satisfies DaemonConfig
 })
 
@@ -211,9 +225,12 @@ export interface StoreOptions {
   readonly env?: Env | undefined
 }
 
-/** The master key (`SWITCHBOARD_MASTER_KEY`, `SWITCHBOARD_PASSPHRASE`, or `<home>/master.key`) and the sealer on it. */
+/**
+ * The master key (`SWITCHBOARD_MASTER_KEY`, `SWITCHBOARD_PASSPHRASE`, or `<home>/master.key`) and the sealer on it;
+ * a key rotation interrupted in this data directory is finished or undone first (`KeyRotation.configOf`).
+ */
 export const sealerLayer = (paths: Paths, env: Env = process.env) =>
-  Sodium.Sealer.layer.pipe(Layer.provide(Sodium.KeyProvider.layerConfig({ home: paths.home, env: { ...env } })))
+  Sodium.Sealer.layer.pipe(Layer.provide(Sodium.KeyProvider.layerConfig(KeyRotation.configOf({ paths }, env))))
 
 /** The four store ports: the sealed SQLite file of the data directory, or memory (tests, throwaway runs). */
 export const storeLayer = (options: StoreOptions): Layer.Layer<StoreServices, StoreError | SealError> =>
@@ -235,12 +252,30 @@ export const upstreamLayer = (options: { readonly allowPrivateNetwork: boolean }
 /** What every way in uses: the Switchboard service plus calling upstreams (the proxy and MCP tools). */
 export type Services = Switchboard.Switchboard | Proxy.Proxy | Tools.Tools
 
-/** The Switchboard with its calling services, over the given Switchboard layer. */
+/**
+ * Connection tests over the `Switchboard`: the real probes (system DNS, the SSRF guard, the guarded HTTP client for
+ * the HTTP-based checks) and `ConnectionTests` (100 tests per 60 s per tenant; the default `Resilience`, which the
+ * proxy shares when both are built together, so a connection has one circuit breaker).
+ */
+export const testingLayer = (options: { readonly allowPrivateNetwork: boolean }) =>
+  Testing.layer.pipe(
+    Layer.provide(Probes.Probes.layerWith({ allowPrivateNetwork: options.allowPrivateNetwork })),
+    Layer.provide(Http.Upstream.layerWith({ allowPrivateNetwork: options.allowPrivateNetwork })),
+    Layer.provide(Http.Resolver.layer)
+  )
+
+/**
+ * The Switchboard with its calling services, over the given Switchboard layer. Its context also holds
+ * `ConnectionTests` (found with `Effect.serviceOption` by the API handlers and the CLI's `test`).
+ */
 export const withCalls = <E, R>(
   switchboard: Layer.Layer<Switchboard.Switchboard, E, R>,
   options: { readonly allowPrivateNetwork: boolean }
 ): Layer.Layer<Services, E, R> =>
-  Layer.mergeAll(Proxy.layer, Tools.layer).pipe(Layer.provide(upstreamLayer(options)), Layer.provideMerge(switchboard))
+  Layer.mergeAll(Proxy.layer, Tools.layer, testingLayer(options)).pipe(
+    Layer.provide(upstreamLayer(options)),
+    Layer.provideMerge(switchboard)
+  )
 
 /**
  * The embedded Switchboard on a data directory (what the CLI uses when no daemon runs): the directory is created
@@ -256,4 +291,43 @@ export const embedded = (
       switchboardLayer({ kind: options.store ?? "sqlite", paths, env: options.env ?? process.env })
     )
   )
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// OAuth
+
+export interface OAuthOptions {
+  readonly allowPrivateNetwork: boolean
+  /** The redirect URI of flows (the browser listener's callback), read when a flow starts. */
+  readonly redirectUri?: (() => string | undefined) | undefined
+  /** An https URL serving this client's metadata document, for servers that support client ID documents. */
+  readonly clientMetadataUrl?: string | undefined
+}
+
+/** The four store ports and the OAuth state store beside them (the same SQLite file, sealed with the same key). */
+export const oauthStoreLayer = (
+  options: StoreOptions
+): Layer.Layer<StoreServices | OAuthStateStore, StoreError | SealError> => {
+  if (options.kind === "memory") return Layer.merge(Memory.layer, OAuthAdapter.StateStore.layerMemory)
+  const database = Sqlite.Database.layer({
+    filename: options.paths.database,
+    schemaVersion: Sqlite.Migrations.latestVersion
+  })
+  return Layer.mergeAll(Sqlite.Store.layerFromDatabase(), OAuthAdapter.StateStore.layerSqlite).pipe(
+    Layer.provide(Layer.merge(database, sealerLayer(options.paths, options.env)))
+  )
+}
+
+/**
+ * The Switchboard with OAuth: the service on the stores, the `OAuth` service (its state store, the SDK-based client
+ * through the SSRF guard) and the refresh hook the proxy and MCP tools pick up when built on top (`withCalls`).
+ */
+export const oauthSwitchboardLayer = (options: StoreOptions & OAuthOptions) => {
+  const client = OAuthAdapter.Client.layer({
+    allowPrivateNetwork: options.allowPrivateNetwork,
+    clientMetadataUrl: options.clientMetadataUrl
+  }).pipe(Layer.provide(Http.Resolver.layer))
+  const base = Switchboard.layer.pipe(Layer.provideMerge(oauthStoreLayer(options)))
+  const oauth = OAuth.layer({ redirectUri: options.redirectUri }).pipe(Layer.provide(client), Layer.provideMerge(base))
+  return OAuth.refresherLayer.pipe(Layer.provideMerge(oauth))
 }

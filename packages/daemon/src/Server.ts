@@ -286,12 +286,14 @@ const codeByStatus: Readonly<Record<number, readonly [code: string, message: str
 
 /**
  * An error response that is not JSON (the platform's own 415 for a body that is not JSON, an empty 413, …)
- * becomes the one error shape, keeping its status and headers.
+ * becomes the one error shape, keeping its status and headers. The proxy's upstream answers (`Api.upstreamHeader`)
+ * pass as they are.
  */
 export const ensureErrorShape = (
   response: HttpServerResponse.HttpServerResponse
 ): HttpServerResponse.HttpServerResponse => {
   if (response.status < 400 || (response.headers["content-type"] ?? "").startsWith("application/json")) return response
+  if (response.headers[Api.upstreamHeader] !== undefined) return response
   const [code, message] = codeByStatus[response.status] ?? [`http_${response.status}`, `HTTP ${response.status}`]
   const { "content-type": _type, "content-length": _length, ...headers } = response.headers
   return HttpServerResponse.jsonUnsafe({ error: { code, message } }, { status: response.status, headers })

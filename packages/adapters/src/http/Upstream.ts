@@ -8,9 +8,17 @@
  * Why node:http and not `effect/http`'s HttpClient: pinning needs control of the socket itself (the checked
  * IP, with the URL's host only as TLS server name and `Host` header), and so does the connect timeout. The
  * socket comes from `connect`, which tests replace to count (and confine) connection attempts.
+ *
+ * Connections are kept alive and reused for idempotent requests without a body (GET, HEAD, OPTIONS, DELETE,
+ * PUT): one keep-alive pool per checked address, port, scheme and TLS server name, so a socket is only ever
+ * reused for the very target it was opened (and its certificate verified) for, and a name that resolves
+ * elsewhere next time gets another pool. A reused socket the server closed meanwhile fails before any answer,
+ * which the caller's retry of idempotent requests covers. Requests with a body, or not idempotent, still get a
+ * fresh connection of their own, closed after the answer: their body cannot be replayed.
  */
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { UpstreamError } from "@switchboard/core/Errors"
+import { idempotentMethods } from "@switchboard/core/Resilience"
 import { Resolver } from "@switchboard/core/Resolver"
 import { Upstream, type UpstreamRequest, type UpstreamResponse } from "@switchboard/core/Upstream"
 import * as Clock from "effect/Clock"
@@ -45,13 +53,23 @@ export interface Options {
   readonly connectTimeoutMillis?: number | undefined
   readonly totalTimeoutMillis?: number | undefined
   readonly maxRedirects?: number | undefined
+  /** Reuse connections for idempotent requests without a body; on by default. */
+  readonly keepAlive?: boolean | undefined
+  /** How long an idle kept-alive connection stays open (a server's `Keep-Alive: timeout` hint may shorten it). */
+  readonly idleTimeoutMillis?: number | undefined
 }
 
 export const defaults = {
   connectTimeoutMillis: 10_000,
   totalTimeoutMillis: 60_000,
-  maxRedirects: 5
+  maxRedirects: 5,
+  // Below the 5 s idle timeout of node's own servers, so a pooled socket is rarely closed under a request.
+  idleTimeoutMillis: 4_000
 } as const
+
+/** Idle connections kept per target, and targets with a pool (the least recently used pool goes first). */
+const MAX_IDLE_PER_TARGET = 32
+const MAX_POOLS = 256
 
 /** A lookup that always fails: sockets are opened to checked IP addresses, so a lookup here would be a bug. */
 const noLookup: Net.LookupFunction = (hostname, _options, callback) => {
@@ -174,6 +192,132 @@ export const make = (options: Options = {}) =>
     const resolver = yield* Resolver
     const connect = options.connect ?? makeConnect(options.ca)
     const maxRedirects = options.maxRedirects ?? defaults.maxRedirects
+    const keepAlive = options.keepAlive !== false
+
+    // One keep-alive pool per checked target. The key holds everything the socket was opened and verified for.
+    const pools = new Map<string, Http.Agent>()
+    // Sockets whose connect (or TLS handshake) completed: a reused one needs no connect timeout.
+    const connected = new WeakSet<Net.Socket>()
+    // Pools let go of (evicted, or the layer closed): their idle sockets are closed, busy ones once answered.
+    const retired = new WeakSet<Http.Agent>()
+    const retire = (agent: Http.Agent) => {
+      retired.add(agent)
+      for (const sockets of Object.values(agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy()
+    }
+    const poolFor = (pinned: Ssrf.Pinned): Http.Agent => {
+      const key = JSON.stringify([pinned.secure, pinned.address.address, pinned.port, pinned.hostname])
+      const existing = pools.get(key)
+      if (existing !== undefined) {
+        pools.delete(key)
+        pools.set(key, existing)
+        return existing
+      }
+      const oldest = pools.entries().next()
+      if (pools.size >= MAX_POOLS && oldest.done !== true) {
+        retire(oldest.value[1])
+        pools.delete(oldest.value[0])
+      }
+      const agent = new Http.Agent({
+        keepAlive: true,
+        maxFreeSockets: MAX_IDLE_PER_TARGET,
+        timeout: options.idleTimeoutMillis ?? defaults.idleTimeoutMillis,
+        scheduling: "lifo"
+      })
+      const keepSocketAlive = agent.keepSocketAlive.bind(agent)
+      agent.keepSocketAlive = (socket) => !retired.has(agent) && keepSocketAlive(socket)
+      const target: ConnectOptions = {
+        address: pinned.address.address,
+        family: pinned.address.family,
+        port: pinned.port,
+        hostname: pinned.hostname,
+        tls: pinned.secure
+      }
+      // A connect that throws (the tests' confinement) fails the request like a refused connection.
+      agent.createConnection = ((_: unknown, done: (error: Error | null, socket?: Net.Socket) => void) => {
+        let socket: Net.Socket
+        try {
+          socket = connect(target)
+        } catch (cause) {
+          done(cause instanceof Error ? cause : new Error(String(cause)))
+          return undefined
+        }
+        socket.once(target.tls ? "secureConnect" : "connect", () => connected.add(socket))
+        return socket
+      }) as unknown as Http.Agent["createConnection"]
+      pools.set(key, agent)
+      return agent
+    }
+    // Closing the layer closes idle connections; a body still being read finishes on its own.
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const agent of pools.values()) retire(agent)
+        pools.clear()
+      })
+    )
+
+    /**
+     * One exchange on a pooled connection (idempotent, no body): the agent opens a socket through `connect` or
+     * reuses an idle one to the same target. Timers end with the request (response read or destroyed).
+     */
+    const sendPooled = (
+      pinned: Ssrf.Pinned,
+      method: string,
+      headers: UpstreamRequest["headers"],
+      x: Exchange,
+      remainingMillis: number
+    ) =>
+      Effect.callback<Http.IncomingMessage, UpstreamError>((resume) => {
+        let done = false
+        const finish = (effect: Effect.Effect<Http.IncomingMessage, UpstreamError>) => {
+          if (done) return
+          done = true
+          resume(effect)
+        }
+        let request: Http.ClientRequest
+        try {
+          request = Http.request({
+            method,
+            host: pinned.address.address,
+            port: pinned.port,
+            path: `${pinned.url.pathname}${pinned.url.search}`,
+            headers: nodeHeaders(pinned.url, headers, false),
+            setHost: false,
+            agent: poolFor(pinned)
+          })
+        } catch (cause) {
+          finish(
+            Effect.fail(protocolError(x.host, "the request has an invalid method or header", { code: codeOf(cause) }))
+          )
+          return
+        }
+        const kill = (why: "connect" | "total") => {
+          x.timedOut = why
+          const error = new Error(`${why} timeout`)
+          if (x.response === undefined) request.destroy(error)
+          else x.response.destroy(error)
+        }
+        const connectTimer = setTimeout(() => kill("connect"), x.connectMillis)
+        const totalTimer = setTimeout(() => kill("total"), remainingMillis)
+        totalTimer.unref()
+        request.once("close", () => {
+          clearTimeout(connectTimer)
+          clearTimeout(totalTimer)
+        })
+        request.once("socket", (socket: Net.Socket) => {
+          if (connected.has(socket)) clearTimeout(connectTimer)
+          else socket.once(pinned.secure ? "secureConnect" : "connect", () => clearTimeout(connectTimer))
+        })
+        request.once("error", (cause) => finish(Effect.fail(failure(cause, x, "request"))))
+        request.once("response", (response) => {
+          clearTimeout(connectTimer)
+          x.response = response
+          finish(Effect.succeed(response))
+        })
+        request.end()
+        return Effect.sync(() => {
+          if (!done) request.destroy()
+        })
+      })
 
     /** One exchange with one pinned address: resolves with the response head, the body still unread. */
     const send = (
@@ -293,7 +437,10 @@ export const make = (options: Options = {}) =>
             response: undefined
           }
           const remaining = Math.max(1, deadline - (yield* Clock.currentTimeMillis))
-          const response = yield* send(pinned, method, headers, req.body, x, remaining)
+          const response =
+            keepAlive && req.body === undefined && idempotentMethods.has(method)
+              ? yield* sendPooled(pinned, method, headers, x, remaining)
+              : yield* send(pinned, method, headers, req.body, x, remaining)
           const status = response.statusCode ?? 0
           const location = response.headers.location
           if (!follow || !REDIRECTS.has(status) || location === undefined) return { response, x }

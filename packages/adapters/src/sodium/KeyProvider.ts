@@ -3,21 +3,37 @@
  * with Argon2id (`SWITCHBOARD_PASSPHRASE`), a key file (`master.key`, mode 0600), and memory for tests.
  * Each layer resolves its key lazily, on the first `masterKey`, and keeps it. No error ever holds the key, the
  * passphrase or the text they were read from.
+ *
+ * Rotation and its recovery: `key rotate` writes the next key file (or the next salt) as `master.key.next`
+ * (`master.salt.next`) before the database commits to it, then settles. Settling asks the database, holding its
+ * write lock, which key its check value opens under: the current file's (the rotation did not commit: the
+ * pending file is removed) or the pending file's (it did: the pending file is renamed over the current one).
+ * `fromConfig` settles whenever a pending file is there, so a rotation killed between its commit and its rename
+ * is finished by the next open, and one killed before its commit is undone.
  */
 import { SealError } from "@switchboard/core/Errors"
 import { KeyProvider, type MasterKey } from "@switchboard/core/KeyProvider"
+import type { Sealed } from "@switchboard/core/Sealer"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { KEY_BYTES, keyIdOf, load, type Sodium } from "./internal/sodium.ts"
+import { fromMasterKey, verifyCheckValue } from "./Sealer.ts"
 
 export const ENV_MASTER_KEY = "SWITCHBOARD_MASTER_KEY"
 export const ENV_PASSPHRASE = "SWITCHBOARD_PASSPHRASE"
 export const KEY_FILE = "master.key"
 export const SALT_FILE = "master.salt"
 export const SALT_BYTES = 16
+/** What a pending file is called: the current one's name with this suffix. */
+export const NEXT_SUFFIX = ".next"
+export const KEY_FILE_NEXT = `${KEY_FILE}${NEXT_SUFFIX}`
+export const SALT_FILE_NEXT = `${SALT_FILE}${NEXT_SUFFIX}`
+
+/** Which provider the environment selects: `SWITCHBOARD_MASTER_KEY`, else `SWITCHBOARD_PASSPHRASE`, else the key file. */
+export type Source = "env" | "passphrase" | "file"
 
 /** Argon2id cost; the defaults are libsodium's MODERATE limits. Tests pass the MIN limits to run fast. */
 export interface PassphraseOptions {
@@ -67,11 +83,32 @@ const decodeBase64 = (lib: Sodium, text: string, size: number, label: string) =>
     return bytes
   })
 
-/** The key in `SWITCHBOARD_MASTER_KEY`: 32 bytes of base64. */
-export const fromEnv = Effect.fn("KeyProvider.fromEnv")(function* (value: Redacted.Redacted<string>) {
+/** The key in `SWITCHBOARD_MASTER_KEY` (or the variable `label` names): 32 bytes of base64. */
+export const fromEnv = Effect.fn("KeyProvider.fromEnv")(function* (
+  value: Redacted.Redacted<string>,
+  label: string = ENV_MASTER_KEY
+) {
   const lib = yield* load("key_unavailable")
-  const key = yield* decodeBase64(lib, Redacted.value(value), KEY_BYTES, ENV_MASTER_KEY)
+  const key = yield* decodeBase64(lib, Redacted.value(value), KEY_BYTES, label)
   return yield* makeMasterKey(key, "env")
+})
+
+/** A new random master key. */
+export const generate = Effect.fn("KeyProvider.generate")(function* (source: MasterKey["source"]) {
+  const lib = yield* load("key_unavailable")
+  return yield* makeMasterKey(lib.randombytes_buf(KEY_BYTES), source)
+})
+
+/** A new random passphrase salt. */
+export const generateSalt = Effect.fn("KeyProvider.generateSalt")(function* () {
+  const lib = yield* load("key_unavailable")
+  return lib.randombytes_buf(SALT_BYTES)
+})
+
+/** A master key as standard padded base64, the form `SWITCHBOARD_MASTER_KEY` and the key file take. */
+export const toBase64 = Effect.fn("KeyProvider.toBase64")(function* (masterKey: MasterKey) {
+  const lib = yield* load("key_unavailable")
+  return Redacted.make(lib.to_base64(Redacted.value(masterKey.key), lib.base64_variants.ORIGINAL))
 })
 
 /**
@@ -185,22 +222,24 @@ const createExclusive = (lib: Sodium, path: string, content: string, label: stri
       Effect.andThen(link),
       Effect.ensuring(Effect.sync(() => Fs.rmSync(temporary, { force: true })))
     )
-    // Make the new directory entry durable too; best effort, some file systems cannot fsync a directory.
-    if (created) {
-      yield* Effect.try({
-        try: () => {
-          const fd = Fs.openSync(dir, Fs.constants.O_RDONLY)
-          try {
-            Fs.fsyncSync(fd)
-          } finally {
-            Fs.closeSync(fd)
-          }
-        },
-        catch: () => undefined
-      }).pipe(Effect.ignore)
-    }
+    if (created) yield* syncDir(dir)
     return created
   })
+
+// Makes the directory's entries (a new, renamed or removed file) durable; best effort, some file systems cannot
+// fsync a directory.
+const syncDir = (dir: string) =>
+  Effect.try({
+    try: () => {
+      const fd = Fs.openSync(dir, Fs.constants.O_RDONLY)
+      try {
+        Fs.fsyncSync(fd)
+      } finally {
+        Fs.closeSync(fd)
+      }
+    },
+    catch: () => undefined
+  }).pipe(Effect.ignore)
 
 // Reads `size` random bytes kept as base64 in `path`, creating them on first use.
 const loadOrCreate = (lib: Sodium, path: string, label: string, size: number, forbiddenModeBits: number) =>
@@ -228,19 +267,192 @@ export const saltFromFile = Effect.fn("KeyProvider.saltFromFile")(function* (pat
   return yield* loadOrCreate(lib, path, "the salt file", SALT_BYTES, 0o022)
 })
 
+// ---------------------------------------------------------------------------------------------------------------
+// Pending files: rotation and its recovery
+
+/**
+ * Writes `bytes` (as base64) to `<path>.next`, mode 0600: to a synced temporary file first, renamed into place,
+ * then the directory is synced. The pending file is absent or whole, never half-written, and it is on disk
+ * before this returns. A pending file already there is replaced: only call this once the database has proved
+ * the current key, holding its write lock (then any pending file is a leftover no database opens with).
+ */
+export const writePending = Effect.fn("KeyProvider.writePending")(function* (path: string, bytes: Uint8Array) {
+  const lib = yield* load("key_unavailable")
+  const target = `${path}${NEXT_SUFFIX}`
+  const dir = Path.dirname(target)
+  const temporary = `${target}.${lib.to_hex(lib.randombytes_buf(8))}.tmp`
+  const content = `${lib.to_base64(bytes, lib.base64_variants.ORIGINAL)}\n`
+  yield* fsCall(`writing ${target}`, () => {
+    const flags = Fs.constants.O_WRONLY | Fs.constants.O_CREAT | Fs.constants.O_EXCL | (Fs.constants.O_NOFOLLOW ?? 0)
+    const fd = Fs.openSync(temporary, flags, 0o600)
+    try {
+      Fs.writeFileSync(fd, content)
+      Fs.fsyncSync(fd)
+    } finally {
+      Fs.closeSync(fd)
+    }
+    Fs.renameSync(temporary, target)
+  }).pipe(Effect.ensuring(Effect.sync(() => Fs.rmSync(temporary, { force: true }))))
+  yield* syncDir(dir)
+})
+
+/**
+ * The database's check value, for settling a pending file. `locked` runs `decide` holding the database's write
+ * lock, so no rotation commits in between, with the sealed check value (undefined when there is no database or
+ * it has no check value yet).
+ */
+export interface KeyCheck {
+  readonly locked: <A>(
+    decide: (check: Sealed | undefined) => Effect.Effect<A, SealError>
+  ) => Effect.Effect<A, SealError>
+}
+
+/** What settling did: nothing pending; the pending file removed or adopted; or neither key proved, all left alone. */
+export type Settled = "none" | "discarded" | "adopted" | "undecided"
+
+interface Settlement {
+  readonly settled: Settled
+  /** The key the database proved, when one did. */
+  readonly key?: MasterKey | undefined
+}
+
+// Whether the check value opens under `key`; any failure other than a mismatch is reported.
+const proves = (check: Sealed | undefined, key: MasterKey) =>
+  check === undefined || check.keyId !== key.id
+    ? Effect.succeed(false)
+    : fromMasterKey(key).pipe(
+        Effect.flatMap((sealer) => verifyCheckValue(sealer, check)),
+        Effect.as(true),
+        Effect.catch((error) => (error.reason === "key_mismatch" ? Effect.succeed(false) : Effect.fail(error)))
+      )
+
+/** A file that holds key material (the key file or the passphrase salt) and how it becomes a master key. */
+interface Slot {
+  readonly path: string
+  readonly label: string
+  readonly size: number
+  readonly forbiddenModeBits: number
+  readonly derive: (bytes: Uint8Array) => Effect.Effect<MasterKey, SealError>
+}
+
+const readSlot = (lib: Sodium, path: string, slot: Slot) =>
+  Effect.flatMap(readGuarded(path, slot.label, slot.forbiddenModeBits), (text) =>
+    text === undefined ? Effect.succeed(undefined) : decodeBase64(lib, text, slot.size, `${slot.label} ${path}`)
+  )
+
+/**
+ * Settles `<slot>.next` against the database, under its write lock: when the current file's key opens the check
+ * value, the rotation did not commit and the pending file goes; when the pending file's key does, it did, and the
+ * pending file replaces the current one (an atomic rename). Otherwise nothing changes. Also gives the key that
+ * was proved, if any, so the caller need not derive it again.
+ */
+const settleSlot = (lib: Sodium, slot: Slot, check: KeyCheck): Effect.Effect<Settlement, SealError> =>
+  Effect.gen(function* () {
+    const pendingPath = `${slot.path}${NEXT_SUFFIX}`
+    const none: Settlement = { settled: "none" }
+    // Cheap and lock-free in the usual case: nothing pending.
+    if (!Fs.existsSync(pendingPath)) return none
+    return yield* check.locked(
+      (value): Effect.Effect<Settlement, SealError> =>
+        Effect.gen(function* () {
+          const pending = yield* readSlot(lib, pendingPath, slot)
+          if (pending === undefined) return none // settled by another process meanwhile
+          const current = yield* readSlot(lib, slot.path, slot)
+          if (current !== undefined) {
+            const key = yield* slot.derive(current)
+            if (yield* proves(value, key)) {
+              yield* fsCall(`removing ${pendingPath}`, () => Fs.rmSync(pendingPath, { force: true }))
+              yield* syncDir(Path.dirname(slot.path))
+              return { settled: "discarded", key }
+            }
+          }
+          const key = yield* slot.derive(pending)
+          if (yield* proves(value, key)) {
+            yield* fsCall(`moving ${pendingPath} into place`, () => Fs.renameSync(pendingPath, slot.path))
+            yield* syncDir(Path.dirname(slot.path))
+            return { settled: "adopted", key }
+          }
+          return { settled: "undecided" }
+        })
+    )
+  })
+
 export interface ConfigOptions {
   /** The data directory: holds `master.key` and `master.salt`. */
   readonly home: string
   readonly env: Record<string, string | undefined>
   readonly passphrase?: PassphraseOptions | undefined
+  /**
+   * The database's check value. With it, a pending key or salt file left by an interrupted `key rotate` is
+   * settled (see `settle`) before the key is resolved; without it, pending files are ignored.
+   */
+  readonly check?: KeyCheck | undefined
 }
 
 const nonEmpty = (value: string | undefined) => (value === undefined || value === "" ? undefined : value)
 
-/** `SWITCHBOARD_MASTER_KEY`, else `SWITCHBOARD_PASSPHRASE` (salt in `<home>/master.salt`), else `<home>/master.key`. */
+/** The provider the environment selects. */
+export const sourceOf = (env: Record<string, string | undefined>): Source =>
+  nonEmpty(env[ENV_MASTER_KEY]) !== undefined
+    ? "env"
+    : nonEmpty(env[ENV_PASSPHRASE]) !== undefined
+      ? "passphrase"
+      : "file"
+
+// The file settling concerns under a configuration: the key file, the salt file, or none for an env key.
+const slotOf = (options: ConfigOptions): Slot | undefined => {
+  switch (sourceOf(options.env)) {
+    case "env":
+      return undefined
+    case "passphrase": {
+      const passphrase = Redacted.make(options.env[ENV_PASSPHRASE] ?? "")
+      return {
+        path: Path.join(options.home, SALT_FILE),
+        label: "the salt file",
+        size: SALT_BYTES,
+        forbiddenModeBits: 0o022,
+        derive: (salt) => fromPassphrase(passphrase, salt, options.passphrase)
+      }
+    }
+    case "file":
+      return {
+        path: Path.join(options.home, KEY_FILE),
+        label: "the key file",
+        size: KEY_BYTES,
+        forbiddenModeBits: 0o077,
+        derive: (key) => makeMasterKey(key, "file")
+      }
+  }
+}
+
+/**
+ * Settles the pending file of the configured provider (`master.key.next`, or `master.salt.next` with the
+ * configured passphrase) against the database: removed when the database still opens with the current file,
+ * renamed over it when the database opens with the pending one. `key rotate` calls this after its commit (and
+ * after a failure); `fromConfig` calls it at every open, which is how an interrupted rotation is recovered.
+ */
+export const settle = Effect.fn("KeyProvider.settle")(function* (
+  options: ConfigOptions & { readonly check: KeyCheck }
+) {
+  const slot = slotOf(options)
+  if (slot === undefined) return "none" satisfies Settled
+  const lib = yield* load("key_unavailable")
+  return (yield* settleSlot(lib, slot, options.check)).settled
+})
+
+/**
+ * `SWITCHBOARD_MASTER_KEY`, else `SWITCHBOARD_PASSPHRASE` (salt in `<home>/master.salt`), else `<home>/master.key`;
+ * with `check`, a pending file is settled first.
+ */
 export const fromConfig = Effect.fn("KeyProvider.fromConfig")(function* (options: ConfigOptions) {
   const envKey = nonEmpty(options.env[ENV_MASTER_KEY])
   if (envKey !== undefined) return yield* fromEnv(Redacted.make(envKey))
+  const slot = slotOf(options)
+  if (slot !== undefined && options.check !== undefined) {
+    const lib = yield* load("key_unavailable")
+    const settled = yield* settleSlot(lib, slot, options.check)
+    if (settled.key !== undefined) return settled.key
+  }
   const passphrase = nonEmpty(options.env[ENV_PASSPHRASE])
   if (passphrase !== undefined) {
     const salt = yield* saltFromFile(Path.join(options.home, SALT_FILE))

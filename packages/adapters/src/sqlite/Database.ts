@@ -164,17 +164,18 @@ export const open = Effect.fn("SqliteDatabase.open")(function* (options: Options
   const lock = yield* Semaphore.make(1)
   const locked = <A, E, R>(effect: Effect.Effect<A, E, R>) => lock.withPermits(1)(effect)
 
-  const rollback = Effect.suspend(() => (conn.inTransaction ? exec("ROLLBACK") : Effect.void))
+  // Transaction control as prepared statements (kept by `prepare`), not re-parsed by exec on every write.
+  const rollback = Effect.suspend(() => (conn.inTransaction ? run("ROLLBACK") : Effect.void))
 
   const transaction = <A, E, R>(effect: Effect.Effect<A, E, R>, options?: TransactionOptions) => {
     const durable = options?.durable === true
     const body = Effect.acquireUseRelease(
-      exec("BEGIN IMMEDIATE"),
+      run("BEGIN IMMEDIATE"),
       () => effect,
       (_, exit) =>
         Exit.isSuccess(exit)
           ? // A failed COMMIT leaves the transaction open: roll it back, then report the COMMIT's error.
-            exec("COMMIT").pipe(Effect.tapError(() => Effect.ignore(rollback)))
+            run("COMMIT").pipe(Effect.tapError(() => Effect.ignore(rollback)))
           : Effect.ignore(rollback)
     )
     return locked(

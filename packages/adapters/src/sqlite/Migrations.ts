@@ -98,6 +98,31 @@ export const migrations: ReadonlyArray<Migration> = [
       ) STRICT, WITHOUT ROWID;
       CREATE INDEX audit_org_connection ON audit (org, connection_id, id);
     `
+  },
+  {
+    version: 2,
+    name: "oauth flows, records and refresh leases",
+    sql: `
+      CREATE TABLE oauth_flows (
+        id TEXT PRIMARY KEY,
+        expires_at TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        sealed BLOB NOT NULL
+      ) STRICT;
+      CREATE INDEX oauth_flows_expires ON oauth_flows (expires_at);
+
+      CREATE TABLE oauth_records (
+        id TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        sealed BLOB NOT NULL
+      ) STRICT;
+
+      CREATE TABLE oauth_leases (
+        key TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until_ms INTEGER NOT NULL
+      ) STRICT;
+    `
   }
 ]
 

@@ -65,10 +65,38 @@ const doing =
         : error
     )
 
-/** JSON records checked against their schema both ways: nothing invalid is written, a corrupt row is an error. */
-const jsonRecord = <T, E>(schema: Schema.Codec<T, E>, label: string) => {
+/**
+ * JSON records checked against their schema both ways: nothing invalid is written, a corrupt row is an error.
+ * With `cache`, `readOne` keeps the last `cache` records it decoded by row id with the text they were decoded
+ * from, and a row read again with the very same text is not parsed and decoded again (the row is still read
+ * every time, so a change made by another process is seen; decoded records are immutable, so sharing them is
+ * safe). Lists use `read`, so paging through everything does not push out the records read on every call.
+ */
+const jsonRecord = <T, E>(schema: Schema.Codec<T, E>, label: string, cache = 0) => {
   const encode = Schema.encodeUnknownEffect(schema)
   const decode = Schema.decodeUnknownEffect(schema)
+  const decoded = new Map<string, { readonly text: string; readonly value: T }>()
+  const remember = (id: string, text: string, value: T) =>
+    Effect.sync(() => {
+      decoded.delete(id)
+      if (decoded.size >= cache) {
+        const oldest = decoded.keys().next()
+        if (oldest.done !== true) decoded.delete(oldest.value)
+      }
+      decoded.set(id, { text, value })
+    })
+  const parse = (id: string, text: string): Effect.Effect<T, StoreError> =>
+    Effect.try({
+      try: (): unknown => JSON.parse(text),
+      catch: (cause) => new StoreError({ message: `the stored ${label} ${id} is corrupt (not JSON)`, cause })
+    }).pipe(
+      Effect.flatMap((json) => decode(json)),
+      Effect.mapError((cause) =>
+        cause instanceof StoreError
+          ? cause
+          : new StoreError({ message: `the stored ${label} ${id} is corrupt: ${cause.message}`, cause })
+      )
+    )
   return {
     write: (id: string, value: T): Effect.Effect<string, StoreError> =>
       encode(value).pipe(
@@ -77,23 +105,20 @@ const jsonRecord = <T, E>(schema: Schema.Codec<T, E>, label: string) => {
           (cause) => new StoreError({ message: `the ${label} ${id} is not valid: ${cause.message}`, cause })
         )
       ),
-    read: (id: string, text: string): Effect.Effect<T, StoreError> =>
-      Effect.try({
-        try: (): unknown => JSON.parse(text),
-        catch: (cause) => new StoreError({ message: `the stored ${label} ${id} is corrupt (not JSON)`, cause })
-      }).pipe(
-        Effect.flatMap((json) => decode(json)),
-        Effect.mapError((cause) =>
-          cause instanceof StoreError
-            ? cause
-            : new StoreError({ message: `the stored ${label} ${id} is corrupt: ${cause.message}`, cause })
-        )
-      )
+    read: parse,
+    readOne: (id: string, text: string): Effect.Effect<T, StoreError> => {
+      if (cache === 0) return parse(id, text)
+      const hit = decoded.get(id)
+      if (hit !== undefined && hit.text === text) return Effect.succeed(hit.value)
+      return Effect.tap(parse(id, text), (value) => remember(id, text, value))
+    }
   }
 }
 
-const connectorRecord = jsonRecord(Connector.Connector, "connector")
-const connectionRecord = jsonRecord(Connection.Connection, "connection")
+// Connectors and connections are read on every call through a connection; audit records are read once.
+const RECORD_CACHE = 1024
+const connectorRecord = jsonRecord(Connector.Connector, "connector", RECORD_CACHE)
+const connectionRecord = jsonRecord(Connection.Connection, "connection", RECORD_CACHE)
 const auditRecord = jsonRecord(AuditLog.AuditRecord, "audit record")
 
 interface SealedColumns {
@@ -316,7 +341,7 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
   const nameTaken = (name: string) => new NameTaken({ message: `a connector named ${name} exists`, details: { name } })
 
   const readConnector = (row: RecordRow | undefined) =>
-    row === undefined ? Effect.succeedNone : Effect.asSome(connectorRecord.read(row.id, row.record))
+    row === undefined ? Effect.succeedNone : Effect.asSome(connectorRecord.readOne(row.id, row.record))
 
   const connectors = ConnectorStore.ConnectorStore.of({
     insert: Effect.fn("SqliteStore.ConnectorStore.insert")(
@@ -578,7 +603,7 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
   const connectionContext = (id: string): SealContext => ({ table: "connections", rowId: id })
 
   const readConnection = (row: RecordRow | undefined) =>
-    row === undefined ? Effect.succeedNone : Effect.asSome(connectionRecord.read(row.id, row.record))
+    row === undefined ? Effect.succeedNone : Effect.asSome(connectionRecord.readOne(row.id, row.record))
 
   const connections = ConnectionStore.ConnectionStore.of({
     insert: Effect.fn("SqliteStore.ConnectionStore.insert")(
@@ -769,7 +794,7 @@ export const layerMemory: Layer.Layer<Stores, StoreError | SealError, Sealer> = 
 // Key rotation
 
 /** The tables whose rows hold a sealed value under the context (table, id). */
-export const sealedTables = ["credentials", "connections"] as const
+export const sealedTables = ["credentials", "connections", "oauth_flows", "oauth_records"] as const
 
 const ROTATE_BATCH = 500
 
@@ -790,7 +815,7 @@ export const rotateKey = Effect.fn("SqliteStore.rotateKey")(function* (
         return yield* new StoreError({ message: "the database has no key check value; open it with the store first" })
       }
       yield* verifyCheckValue(current, { keyId: check.key_id, bytes: check.sealed })
-      const counts = { credentials: 0, connections: 0 }
+      const counts = { credentials: 0, connections: 0, oauth_flows: 0, oauth_records: 0 }
       for (const table of sealedTables) {
         let after = ""
         for (;;) {

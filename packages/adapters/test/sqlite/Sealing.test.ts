@@ -280,7 +280,13 @@ describe("sqlite sealing", () => {
           yield* seed("rotated")
           return yield* rotate(next)
         }).pipe(Effect.provide(storeLayer(filename, keyA)))
-        assert.deepStrictEqual(counts, { credentials: 3, connections: 2, keyId: next.keyId })
+        assert.deepStrictEqual(counts, {
+          credentials: 3,
+          connections: 2,
+          oauth_flows: 0,
+          oauth_records: 0,
+          keyId: next.keyId
+        })
         expectSealError("key_mismatch")(yield* openFails(filename, keyA))
         yield* readAll("rotated").pipe(Effect.provide(storeLayer(filename, keyB)))
         const keyIds = withRaw(filename, (db) =>

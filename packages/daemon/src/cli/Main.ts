@@ -4,13 +4,18 @@
  */
 import * as Effect from "effect/Effect"
 import { CliError, Command } from "effect/cli"
+import { auth } from "./AuthCommands.ts"
+import { callCommands } from "./CallCommands.ts"
 import { commands, root } from "./Commands.ts"
 import { daemon } from "./DaemonCommands.ts"
+import { key } from "./KeyCommands.ts"
+import { mcp } from "./McpCommands.ts"
 import * as Output from "./Output.ts"
+import { test } from "./TestCommands.ts"
 
 export const version = "0.1.0"
 
-export const cli = root.pipe(Command.withSubcommands([...commands, daemon]))
+export const cli = root.pipe(Command.withSubcommands([...commands, ...callCommands, test, daemon, mcp, key, auth]))
 
 const wantsJson = (argv: ReadonlyArray<string>) => argv.includes("--json")
 
