@@ -11,6 +11,11 @@ import * as Access from "./cli/Access.ts"
 import * as Main from "./cli/Main.ts"
 import * as Layers from "./Layers.ts"
 
+// A reader that stops early (`switchboard request … | head`) closes the pipe: exit quietly, as Unix tools do.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(process.exitCode ?? 0)
+})
+
 NodeRuntime.runMain(
   Main.run(process.argv.slice(2)).pipe(
     Effect.flatMap((code) =>
