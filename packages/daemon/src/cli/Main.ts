@@ -8,6 +8,7 @@ import { auth } from "./AuthCommands.ts"
 import { callCommands } from "./CallCommands.ts"
 import { commands, root } from "./Commands.ts"
 import { daemon } from "./DaemonCommands.ts"
+import { demo } from "./DemoCommands.ts"
 import { key } from "./KeyCommands.ts"
 import { mcp } from "./McpCommands.ts"
 import * as Output from "./Output.ts"
@@ -15,7 +16,9 @@ import { test } from "./TestCommands.ts"
 
 export const version = "0.1.0"
 
-export const cli = root.pipe(Command.withSubcommands([...commands, ...callCommands, test, daemon, mcp, key, auth]))
+export const cli = root.pipe(
+  Command.withSubcommands([...commands, ...callCommands, test, daemon, mcp, key, auth, demo])
+)
 
 const wantsJson = (argv: ReadonlyArray<string>) => argv.includes("--json")
 
