@@ -109,5 +109,6 @@ describe("switchboard key rotate (binary)", () => {
       }).pipe(Effect.provide(Layers.switchboardLayer({ kind: "sqlite", paths, env: box.env })))
     )
     assert.strictEqual(values.api_key === undefined ? undefined : Redacted.value(values.api_key), CANARY)
-  })
+    // Two real daemon starts and stops plus several CLI processes: seconds each on a loaded 2-core machine.
+  }, 120_000)
 })
