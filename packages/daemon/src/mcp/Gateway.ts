@@ -21,6 +21,7 @@ import * as Proxy from "@switchboard/core/Proxy"
 import * as Switchboard from "@switchboard/core/Switchboard"
 import * as ToolNames from "@switchboard/core/ToolNames"
 import * as Tools from "@switchboard/core/Tools"
+import * as Toolset from "@switchboard/core/Toolset"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -68,15 +69,7 @@ export interface Gateway {
   readonly changes: Stream.Stream<void>
 }
 
-type Kind = "upstream" | "request"
-
-interface Entry extends ToolNames.ToolRef {
-  readonly kind: Kind
-  readonly connection: Connection.Connection
-  readonly connector: Connector.Connector
-  /** The upstream's definition (upstream tools only). */
-  readonly definition: McpTool | undefined
-}
+type Entry = Toolset.Entry
 
 type UpstreamState =
   | { readonly _tag: "Ready"; readonly tools: ReadonlyArray<McpTool> }
@@ -101,49 +94,17 @@ interface Snapshot {
   readonly connectors: ReadonlyMap<string, Connector.Connector>
 }
 
-const isRest = (connector: Connector.Connector) =>
-  (connector.kind === "http" || (connector.kind as string) === "rest_api") && connector.proxy_enabled !== false
+const isRest = Toolset.isRest
 
 /** A matcher for `--tools` patterns: exact names, `*` matching any run of characters. */
-export const allowList = (patterns: ReadonlyArray<string>): ((name: string) => boolean) => {
-  const parts = patterns
-    .flatMap((p) => p.split(","))
-    .map((p) => p.trim())
-    .filter((p) => p !== "")
-  if (parts.length === 0) return () => true
-  const regexes = parts.map(
-    (p) =>
-      new RegExp(
-        `^${p
-          .split("*")
-          .map((s) => s.replace(/[.*+?^${}()|[\]\\]/gu, "\\$&"))
-          .join(".*")}$`,
-        "u"
-      )
-  )
-  return (name) => regexes.some((r) => r.test(name))
-}
+export const allowList = Toolset.allowList
 
 const one = (message: string, limit = 160) => {
   const line = message.replace(/\s+/gu, " ").trim()
   return line.length > limit ? `${line.slice(0, limit - 1)}…` : line
 }
 
-/** Every page of a keyset-paged list. */
-const allPages = <A, E>(
-  page: (cursor: string | undefined) => Effect.Effect<Switchboard.Page<A>, E>
-): Effect.Effect<ReadonlyArray<A>, E> =>
-  Effect.gen(function* () {
-    const out: Array<A> = []
-    let cursor: string | undefined
-    for (let i = 0; i < 1000; i++) {
-      const p = yield* page(cursor)
-      out.push(...p.data)
-      if (!p.has_more || p.next_cursor === null) break
-      cursor = p.next_cursor
-    }
-    return out
-  })
+const allPages = Toolset.allPages
 
 export const make = (
   options: Options = {}
@@ -323,37 +284,15 @@ export const make = (
       for (const [connection, state] of fetched) {
         const connector = connectors.get(connection.connector_id)
         if (state._tag !== "Ready" || connector === undefined) continue
-        for (const tool of state.tools) {
-          entries.push({
-            connectionId: connection.id,
-            connectionName: connection.name,
-            tool: tool.name,
-            kind: "upstream",
-            connection,
-            connector,
-            definition: tool
-          })
-        }
+        entries.push(...Toolset.entriesOf(connection, connector, state.tools))
       }
       for (const connection of rest) {
         const connector = connectors.get(connection.connector_id)
         if (connector === undefined) continue
-        entries.push({
-          connectionId: connection.id,
-          connectionName: connection.name,
-          tool: RequestTool.TOOL,
-          kind: "request",
-          connection,
-          connector,
-          definition: undefined
-        })
+        entries.push(...Toolset.entriesOf(connection, connector))
       }
-      const names = ToolNames.assign(entries, { reserved: Management.names })
-      const upstreamDefs: Array<ToolDefinition> = names.entries.map(({ name, ref }) =>
-        ref.kind === "request" || ref.definition === undefined
-          ? RequestTool.definition(name, ref.connection, ref.connector)
-          : { ...ref.definition, name }
-      )
+      const names = Toolset.assign(entries)
+      const upstreamDefs: Array<ToolDefinition> = names.entries.map(({ name, ref }) => Toolset.definitionOf(name, ref))
       const offeredUpstream = upstreamDefs.filter((d) => allowed(d.name))
       const offered = new Set(offeredUpstream.map((d) => d.name))
       const notes: Array<string> = []
@@ -465,15 +404,11 @@ export const make = (
         if (Option.isNone(found)) {
           return text(`unknown tool ${name}: it is not (or no longer) offered; list the tools again`, true)
         }
-        const entry = found.value
-        if (entry.kind === "request") return yield* RequestTool.call(proxy, entry.connectionId, args, maxBodyBytes)
         const onProgress = callOptions.onProgress
-        const result = yield* tools.callTool(
-          entry.connectionId,
-          entry.tool,
-          args,
-          onProgress === undefined ? undefined : { onProgress }
-        )
+        const result = yield* Toolset.callEntry({ tools, proxy }, found.value, args, {
+          maxBodyBytes,
+          ...(onProgress === undefined ? {} : { onProgress })
+        })
         return result satisfies CallResult
       },
       Effect.catch((error) => Effect.succeed(errorResult(error))),

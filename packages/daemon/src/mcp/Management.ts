@@ -6,6 +6,7 @@
  */
 import type * as Connection from "@switchboard/core/Connection"
 import type * as Connector from "@switchboard/core/Connector"
+import { MANAGEMENT_NAMES } from "@switchboard/core/Toolset"
 import { type CallResult, json, type ToolDefinition } from "./Protocol.ts"
 
 export const LIST_CONNECTORS = "switchboard__list_connectors"
@@ -13,7 +14,7 @@ export const LIST_CONNECTIONS = "switchboard__list_connections"
 export const AUTH_LINK = "switchboard__auth_link"
 
 /** The names of the management tools, reserved before any upstream tool is named. */
-export const names: ReadonlyArray<string> = [LIST_CONNECTORS, LIST_CONNECTIONS, AUTH_LINK]
+export const names: ReadonlyArray<string> = MANAGEMENT_NAMES
 
 export const isManagement = (name: string): boolean => names.includes(name)
 

@@ -56,20 +56,25 @@ export const serve = Effect.fn("McpServer.serve")(function* (gateway: Gateway.Ga
   )
   server.setRequestHandler(CallToolRequestSchema, (request, extra) => {
     const token = request.params._meta?.progressToken
+    // Progress notifications are written in order, and all of them before the result: the client may stop
+    // listening for progress once the result is in.
+    let sent: Promise<void> = Promise.resolve()
     const onProgress =
       token === undefined
         ? undefined
         : (p: Progress) => {
-            extra
-              .sendNotification({
-                method: "notifications/progress",
-                params: {
-                  progressToken: token,
-                  progress: p.progress,
-                  ...(p.total === undefined ? {} : { total: p.total }),
-                  ...(p.message === undefined ? {} : { message: p.message })
-                }
-              })
+            sent = sent
+              .then(() =>
+                extra.sendNotification({
+                  method: "notifications/progress",
+                  params: {
+                    progressToken: token,
+                    progress: p.progress,
+                    ...(p.total === undefined ? {} : { total: p.total }),
+                    ...(p.message === undefined ? {} : { message: p.message })
+                  }
+                })
+              )
               .catch(() => {})
           }
     return run(
@@ -78,7 +83,10 @@ export const serve = Effect.fn("McpServer.serve")(function* (gateway: Gateway.Ga
         (result) => result as CallToolResult
       ),
       { signal: extra.signal }
-    )
+    ).then(async (result) => {
+      await sent
+      return result
+    })
   })
   // oxlint-disable-next-line unicorn/prefer-add-event-listener -- the SDK's callbacks are properties
   server.onerror = (error) => {
