@@ -1,0 +1,182 @@
+/**
+ * The stdio MCP server `switchboard mcp` (embedded on a sealed SQLite data directory) in front of the test suite's
+ * streamable HTTP MCP server (SDK, unauthenticated, its own process on loopback):
+ * - `tools/call` latency (echo, one at a time) from the SDK client through `switchboard mcp` (client → stdio →
+ *   Switchboard → streamable HTTP → server), against the same client calling the server directly, and against the
+ *   peer `mcp-remote` bridging the same server over stdio. Target: ≤ 1.3× direct at p50, faster than mcp-remote.
+ * - cold start: spawn → `initialize` answered → `tools/list` answered, against spawning `node -e ""` (the floor)
+ *   and against `mcp-remote`. Target: ≤ 2× the floor, faster than mcp-remote.
+ * When `switchboard mcp` does not answer, both figures are reported as TODO rows.
+ */
+/* oxlint-disable no-await-in-loop -- a benchmark measures one thing at a time, on purpose */
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import * as Principal from "@switchboard/core/Principal"
+import * as Switchboard from "@switchboard/core/Switchboard"
+import * as Layers from "@switchboard/daemon/Layers"
+import * as Effect from "effect/Effect"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { interleavedLoad, latencyRow, report, type Row, seconds, todoRow } from "./harness.ts"
+import { server, stop, switchboardBin } from "./processes.ts"
+
+const began = performance.now()
+const home = Fs.mkdtempSync(Path.join(Os.tmpdir(), "sbm-"))
+process.on("exit", () => Fs.rmSync(home, { recursive: true, force: true }))
+const env: Record<string, string> = {
+  ...(process.env as Record<string, string>),
+  SWITCHBOARD_MASTER_KEY: Buffer.from(new Uint8Array(32).map((_, i) => (i * 13 + 5) & 0xff)).toString("base64"),
+  // No daemon answers here, so `switchboard mcp` runs embedded on the data directory.
+  SWITCHBOARD_SOCKET: Path.join(home, "no-daemon.sock"),
+  // mcp-remote keeps its state here rather than in ~/.mcp-auth.
+  MCP_REMOTE_CONFIG_DIR: Path.join(home, "mcp-remote")
+}
+const mcpRemoteBin = Path.join(import.meta.dirname, "..", "node_modules", "mcp-remote", "dist", "proxy.js")
+
+const upstream = await server<{ url: string }>("mcp")
+const url = upstream.info.url
+
+const paths = Layers.resolvePaths({ home, env })
+await Effect.runPromise(Layers.ensureDataDir(paths))
+const seed = ManagedRuntime.make(Layers.switchboardLayer({ kind: "sqlite", paths, env }))
+await seed.runPromise(
+  Effect.gen(function* () {
+    const sb = yield* Switchboard.Switchboard
+    yield* sb.createConnector({ name: "up", display_name: "Up", kind: "mcp", proxy_url: url, auth_patterns: [] })
+    yield* sb.createConnection("up", { name: "up", allow_private_network: true })
+  }).pipe(Effect.provideService(Principal.CurrentPrincipal, Layers.localPrincipal()))
+)
+await seed.dispose()
+
+const stdio = (args: ReadonlyArray<string>) =>
+  new StdioClientTransport({ command: process.execPath, args: [...args], env, stderr: "ignore" })
+const switchboardArgs = [switchboardBin, "--home", home, "mcp"]
+const mcpRemoteArgs = [mcpRemoteBin, url, "--transport", "http-only", "--silent"]
+
+const connect = async (transport: StdioClientTransport | StreamableHTTPClientTransport) => {
+  const client = new Client({ name: "switchboard-bench", version: "0.1.0" })
+  await client.connect(transport)
+  return client
+}
+
+const echo = (client: Client, name: string) => async () => {
+  const result = await client.callTool({ name, arguments: { text: "hello" } })
+  if (result.isError === true) throw new Error(`${name} failed: ${JSON.stringify(result.content)}`)
+}
+
+const rows: Array<Row> = []
+const names = { direct: "SDK client → server", switchboard: "switchboard mcp", mcpRemote: "mcp-remote" }
+
+// --- tools/call --------------------------------------------------------------------------------------------------
+
+const direct = await connect(new StreamableHTTPClientTransport(new URL(url)))
+const viaRemote = await connect(stdio(mcpRemoteArgs))
+const viaSwitchboard = await connect(stdio(switchboardArgs)).catch((error: unknown) => {
+  console.error(`  switchboard mcp did not start: ${String(error)}`)
+  return undefined
+})
+const works =
+  viaSwitchboard !== undefined &&
+  (await echo(viaSwitchboard, "up__echo")().then(
+    () => true,
+    (error: unknown) => {
+      console.error(`  switchboard mcp did not answer tools/call: ${String(error)}`)
+      return false
+    }
+  ))
+console.log(`  clients connected (${seconds(began)})`)
+
+if (works && viaSwitchboard !== undefined) {
+  const calls = await interleavedLoad(
+    [
+      { name: names.direct, call: echo(direct, "echo") },
+      { name: names.switchboard, call: echo(viaSwitchboard, "up__echo") },
+      { name: names.mcpRemote, call: echo(viaRemote, "echo") }
+    ],
+    { rounds: 6, requests: 150, concurrency: 1, warmup: 100 }
+  )
+  const direct1 = latencyRow(calls, {
+    id: "mcp_tools_call",
+    figure: "MCP tools/call through switchboard mcp",
+    subject: names.switchboard,
+    baseline: names.direct
+  })
+  const peer = latencyRow(calls, {
+    id: "mcp_tools_call_vs_mcp_remote",
+    figure: "MCP tools/call through switchboard mcp",
+    subject: names.switchboard,
+    baseline: names.mcpRemote,
+    target: (ratio) => ({ text: "< 1× (faster)", met: ratio < 1 })
+  })
+  rows.push({ ...direct1, target: { text: "≤ 1.3×", met: (direct1.ratio ?? Number.POSITIVE_INFINITY) <= 1.3 } }, peer)
+} else {
+  rows.push(
+    todoRow(
+      "mcp_tools_call",
+      "MCP tools/call through switchboard mcp",
+      "≤ 1.3× direct, < mcp-remote",
+      "switchboard mcp does not work yet"
+    )
+  )
+}
+await Promise.all([direct.close(), viaRemote.close(), viaSwitchboard?.close()])
+report(rows.splice(0))
+console.log(`  tools/call done (${seconds(began)})`)
+
+// --- cold start --------------------------------------------------------------------------------------------------
+
+/** Spawn → initialize answered → tools/list answered, then the process is closed. */
+const coldStart = (args: ReadonlyArray<string>, expect: string) => async () => {
+  const client = await connect(stdio(args))
+  const { tools } = await client.listTools()
+  await client.close()
+  if (!tools.some((t) => t.name === expect)) throw new Error(`no ${expect} in the tool list`)
+}
+const nodeFloor = () =>
+  new Promise<void>((resolve, reject) => {
+    const child = ChildProcess.spawn(process.execPath, ["-e", ""], { stdio: "ignore" })
+    child.once("error", reject)
+    child.once("exit", () => resolve())
+  })
+
+if (works) {
+  const starts = await interleavedLoad(
+    [
+      { name: 'node -e ""', call: nodeFloor },
+      { name: names.switchboard, call: coldStart(switchboardArgs, "up__echo") },
+      { name: names.mcpRemote, call: coldStart(mcpRemoteArgs, "echo") }
+    ],
+    { rounds: 7, requests: 1, concurrency: 1, warmup: 1 }
+  )
+  const floor = latencyRow(starts, {
+    id: "mcp_cold_start",
+    figure: "MCP cold start: spawn → initialize → tools/list",
+    subject: names.switchboard,
+    baseline: 'node -e ""',
+    target: (ratio) => ({ text: "≤ 2×", met: ratio <= 2 })
+  })
+  const peer = latencyRow(starts, {
+    id: "mcp_cold_start_vs_mcp_remote",
+    figure: "MCP cold start: spawn → initialize → tools/list",
+    subject: names.switchboard,
+    baseline: names.mcpRemote,
+    target: (ratio) => ({ text: "< 1× (faster)", met: ratio < 1 })
+  })
+  rows.push(floor, peer)
+} else {
+  rows.push(
+    todoRow(
+      "mcp_cold_start",
+      "MCP cold start: spawn → initialize → tools/list",
+      "≤ 2× node -e, < mcp-remote",
+      "switchboard mcp does not work yet"
+    )
+  )
+}
+report(rows)
+await stop(upstream.child)
+console.log(`  cold start done (${seconds(began)})`)
