@@ -212,7 +212,7 @@ export const storeSuite = <E>(name: string, makeLayer: () => Layer.Layer<Stores,
           assert.deepStrictEqual(yield* store.list(ORG, { limit: 10 }), [v3])
         }))
 
-      test("update fails with ConnectorNotFound unless the version is the latest + 1", () =>
+      test("update fails with VersionConflict unless the version is the latest + 1, ConnectorNotFound when gone", () =>
         Effect.gen(function* () {
           const store = yield* ConnectorStore
           const v1 = makeConnector(1)
@@ -220,7 +220,9 @@ export const storeSuite = <E>(name: string, makeLayer: () => Layer.Layer<Stores,
           yield* store.update(ORG, { ...v1, version: 2 })
           for (const version of [1, 2, 4]) {
             const stale = yield* Effect.flip(store.update(ORG, { ...v1, display_name: "stale", version }))
-            assert.strictEqual(stale._tag, "ConnectorNotFound")
+            assert.strictEqual(stale._tag, "VersionConflict")
+            assert.strictEqual(stale.code, "version_conflict")
+            assert.strictEqual(stale.status, 409)
           }
           const missing = yield* Effect.flip(store.update(ORG, makeConnector(9, { version: 2 })))
           assert.strictEqual(missing._tag, "ConnectorNotFound")

@@ -21,6 +21,7 @@ import * as Connection from "./Connection.ts"
 import * as Connector from "./Connector.ts"
 import * as Credential from "./Credential.ts"
 import * as Errors from "./Errors.ts"
+import * as Explain from "./Explain.ts"
 import * as Switchboard from "./Switchboard.ts"
 import * as Testing from "./Testing.ts"
 
@@ -55,7 +56,7 @@ export class Forbidden extends Schema.Error<Forbidden>("Forbidden")(errorFields,
 export class NotFound extends Schema.Error<NotFound>("NotFound")(errorFields, { httpApiStatus: 404 }) {
   readonly _tag = "NotFound"
 }
-/** 409: `name_taken`, `connector_in_use`. */
+/** 409: `name_taken`, `connector_in_use`, `version_conflict`. */
 export class Conflict extends Schema.Error<Conflict>("Conflict")(errorFields, { httpApiStatus: 409 }) {
   readonly _tag = "Conflict"
 }
@@ -211,6 +212,8 @@ export const toSwitchboardError = (status: number, body: ErrorDetail): Errors.Sw
       return new Errors.NameTaken(props)
     case "connector_in_use":
       return new Errors.ConnectorInUse(props)
+    case "version_conflict":
+      return new Errors.VersionConflict(props)
     case "forbidden":
       return new Errors.Forbidden(props)
     case "credential_missing":
@@ -311,6 +314,37 @@ export const CredentialList = Schema.Struct({ data: Schema.Array(CredentialView)
 })
 export const ConnectionSchema = Connection.Connection.annotate({ identifier: "Connection" })
 export const ConnectionPage = Switchboard.Page(ConnectionSchema).annotate({ identifier: "ConnectionPage" })
+
+/**
+ * What creating an OAuth connection that has no tokens yet adds to the connection (the seed's `oauth2_required`
+ * answer, nested so the connection's own `status` stays `pending_auth`): the authorization URL to open (null when
+ * this server cannot make one: no browser listener, or the connector is not ready, which `message` says), when its
+ * single-use state expires, the connector page (null until there is one), and the CLI command that authorizes it.
+ */
+export const OAuthRequired = Schema.Struct({
+  status: Schema.Literal("oauth2_required"),
+  auth_url: Schema.NullOr(Schema.String),
+  state_expires_at: Schema.NullOr(Schema.String),
+  connector_page_url: Schema.NullOr(Schema.String),
+  login_command: Schema.String,
+  message: Schema.String
+}).annotate({ identifier: "OAuthRequired" })
+export type OAuthRequired = typeof OAuthRequired.Type
+
+/** A created connection: the connection, plus `oauth` when it still needs an OAuth authorization. */
+export const CreatedConnection = Schema.Struct({
+  ...Connection.Connection.fields,
+  oauth: Schema.optionalKey(OAuthRequired)
+}).annotate({ identifier: "CreatedConnection" })
+export type CreatedConnection = typeof CreatedConnection.Type
+
+const isOAuthRequired = Schema.is(OAuthRequired)
+
+/** The `oauth` member of a created connection (through the daemon, the remote service passes it on), if any. */
+export const oauthRequiredOf = (connection: Connection.Connection): OAuthRequired | undefined => {
+  const oauth: unknown = (connection as { readonly oauth?: unknown }).oauth
+  return isOAuthRequired(oauth) ? oauth : undefined
+}
 export const AuditRecord = AuditLog.AuditRecord.annotate({ identifier: "AuditRecord" })
 export const AuditPage = Switchboard.Page(AuditRecord).annotate({ identifier: "AuditPage" })
 export const AuthMethodsSchema = AuthMethods.AuthMethods.annotate({ identifier: "AuthMethods" })
@@ -318,7 +352,9 @@ export const AuthMethodsSchema = AuthMethods.AuthMethods.annotate({ identifier: 
 export const Health = Schema.Struct({
   ok: Schema.Boolean,
   version: Schema.String,
-  pid: Schema.Int
+  pid: Schema.Int,
+  /** Where the browser-facing listener takes OAuth callbacks (absent when the server has none). */
+  oauth_callback_url: Schema.optionalKey(Schema.String)
 }).annotate({ identifier: "Health" })
 export type Health = typeof Health.Type
 
@@ -388,8 +424,18 @@ export class ConnectionsGroup extends HttpApiGroup.make("connections")
     HttpApiEndpoint.post("create", "/v1/connectors/:id_or_name/connections", {
       params: IdOrName,
       payload: CreateConnectionBody,
-      success: ConnectionSchema.pipe(HttpApiSchema.status(201))
-    }).annotate(OpenApi.Summary, "Connect: bind a connector to credentials"),
+      success: CreatedConnection.pipe(HttpApiSchema.status(201))
+    })
+      .annotate(OpenApi.Summary, "Connect: bind a connector to credentials")
+      .annotate(
+        OpenApi.Description,
+        "An OAuth connection without tokens is created `pending_auth` and the answer adds " +
+          '`oauth`: {"status": "oauth2_required", "auth_url", "state_expires_at", "connector_page_url", ' +
+          '"login_command", "message"}. Open `auth_url` in a browser (the daemon\'s loopback listener takes the ' +
+          "callback); `auth_url` is null when this server cannot make one (no browser listener, or the connector " +
+          "lacks its OAuth app credential), and `message` says what to do, e.g. run `login_command`. " +
+          "`connector_page_url` is null until the connector page exists. Other connections answer without `oauth`."
+      ),
     HttpApiEndpoint.get("list", "/v1/connections", {
       query: Switchboard.ListConnectionsQuery,
       success: ConnectionPage
@@ -565,6 +611,17 @@ export class AuditGroup extends HttpApiGroup.make("audit")
   )
   .annotate(OpenApi.Description, "What was done, by whom, to what, with what outcome; never secrets") {}
 
+/** Explain: the dry run of a call through a connection (nothing is sent). */
+export class ExplainGroup extends HttpApiGroup.make("explain")
+  .add(
+    HttpApiEndpoint.get("explain", "/v1/connections/:id/explain", {
+      params: { id: Schema.String },
+      query: Explain.ExplainQuery,
+      success: Explain.Explanation.annotate({ identifier: "Explanation" })
+    }).annotate(OpenApi.Summary, "Explain a call: credential chosen and why, URL, masked headers, policy, SSRF")
+  )
+  .annotate(OpenApi.Description, "A dry run of what a call would send; never sends anything, never shows secrets") {}
+
 /** `/healthz` (the client calls it as `client.health()`); `/openapi.json` is served by the daemon. */
 export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true }).add(
   HttpApiEndpoint.get("health", "/healthz", { success: Health }).annotate(OpenApi.Summary, "Liveness")
@@ -572,7 +629,17 @@ export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
 
 /** The whole API. New groups go into the `add` call (before the middleware, which covers the groups added before it). */
 export class Api extends HttpApi.make("switchboard")
-  .add(ConnectorsGroup, CredentialsGroup, ConnectionsGroup, CallsGroup, ToolsGroup, OAuthGroup, AuditGroup, SystemGroup)
+  .add(
+    ConnectorsGroup,
+    CredentialsGroup,
+    ConnectionsGroup,
+    CallsGroup,
+    ToolsGroup,
+    OAuthGroup,
+    AuditGroup,
+    ExplainGroup,
+    SystemGroup
+  )
   .middleware(Caller)
   .middleware(RequestErrors)
   // Query strings and path segments report every issue (unknown query keys are ignored). Bodies are only parsed

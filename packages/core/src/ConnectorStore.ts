@@ -6,7 +6,7 @@ import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type { Connector, Kind } from "./Connector.ts"
-import type { ConnectorInUse, ConnectorNotFound, NameTaken, StoreError } from "./Errors.ts"
+import type { ConnectorInUse, ConnectorNotFound, NameTaken, StoreError, VersionConflict } from "./Errors.ts"
 
 export interface ListQuery {
   /** Rows after this id (exclusive), in id order. */
@@ -21,8 +21,14 @@ export class ConnectorStore extends Context.Service<
   ConnectorStore,
   {
     readonly insert: (org: string, connector: Connector) => Effect.Effect<void, NameTaken | StoreError>
-    /** Store `next` as the new latest version; fails when the latest is no longer `next.version - 1`. */
-    readonly update: (org: string, next: Connector) => Effect.Effect<void, NameTaken | ConnectorNotFound | StoreError>
+    /**
+     * Store `next` as the new latest version; fails with VersionConflict when the latest is no longer
+     * `next.version - 1` (another update won the race), ConnectorNotFound when the connector is gone.
+     */
+    readonly update: (
+      org: string,
+      next: Connector
+    ) => Effect.Effect<void, NameTaken | ConnectorNotFound | VersionConflict | StoreError>
     readonly get: (org: string, id: string) => Effect.Effect<Option.Option<Connector>, StoreError>
     readonly getByName: (org: string, name: string) => Effect.Effect<Option.Option<Connector>, StoreError>
     readonly getVersion: (

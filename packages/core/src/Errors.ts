@@ -62,6 +62,12 @@ export class ConnectorInUse extends Schema.TaggedError<ConnectorInUse>()("Connec
   readonly status = 409
 }
 
+/** An update lost a race: the connector changed since the version it was based on. */
+export class VersionConflict extends Schema.TaggedError<VersionConflict>()("VersionConflict", fields) {
+  readonly code = "version_conflict"
+  readonly status = 409
+}
+
 /** The principal's role does not allow the action. */
 export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", fields) {
   readonly code = "forbidden"
@@ -183,6 +189,7 @@ export type SwitchboardError =
   | ConnectionNotFound
   | NameTaken
   | ConnectorInUse
+  | VersionConflict
   | Forbidden
   | CredentialMissing
   | TemplateError
@@ -200,6 +207,7 @@ export const SwitchboardError = Schema.Union([
   ConnectionNotFound,
   NameTaken,
   ConnectorInUse,
+  VersionConflict,
   Forbidden,
   CredentialMissing,
   TemplateError,

@@ -246,6 +246,8 @@ export interface CallbackParams {
   readonly code?: string | undefined
   readonly error?: string | undefined
   readonly error_description?: string | undefined
+  /** RFC 9207: the issuer the authorization response names; required where the server's metadata says it sends it. */
+  readonly iss?: string | undefined
 }
 
 export interface Completed {
@@ -256,15 +258,26 @@ export interface Completed {
   readonly credential: { readonly scope: Credential.Scope; readonly name: string }
 }
 
-/** `createConnection` with the OAuth answer for connections that still need an authorization. */
+/**
+ * `createConnection` with the OAuth answer for connections that still need an authorization: the authorization
+ * URL when one could be made (`auth_url` is null without a callback listener, or when the connector is not ready,
+ * e.g. without its OAuth app credential; `message` says why and what to run), and the CLI command that authorizes
+ * the connection in any case.
+ */
 export type Connected =
   | { readonly status: "created"; readonly connection: Connection.Connection }
   | {
       readonly status: "oauth2_required"
       readonly connection: Connection.Connection
-      readonly auth_url: string
-      readonly state_expires_at: string
+      readonly auth_url: string | null
+      readonly state_expires_at: string | null
+      readonly login_command: string
+      readonly message: string
     }
+
+/** The CLI command that authorizes a connection. */
+export const loginCommand = (connector: string, connection: string): string =>
+  `switchboard auth login ${connector} --connection ${connection}`
 
 export class OAuth extends Context.Service<
   OAuth,
@@ -275,7 +288,10 @@ export class OAuth extends Context.Service<
     ) => Effect.Effect<AuthorizationUrl, SwitchboardError>
     /** Complete a flow from its callback; runs as the principal that started it. */
     readonly complete: (params: CallbackParams) => Effect.Effect<Completed, SwitchboardError>
-    /** Create a connection; an OAuth one without tokens answers `oauth2_required` with its authorization URL. */
+    /**
+     * Create a connection; an OAuth one without tokens answers `oauth2_required` with its authorization URL (null,
+     * with a message saying what to run instead, when no URL can be made here).
+     */
     readonly connect: (
       connector: string,
       input: unknown,
@@ -285,6 +301,11 @@ export class OAuth extends Context.Service<
     readonly refresh: (connection: string) => Effect.Effect<boolean, SwitchboardError>
     /** Revoke (where the server supports it) and delete the tokens a connection uses; it goes back to `pending_auth`. */
     readonly disconnect: (connection: string) => Effect.Effect<{ readonly revoked: boolean }, SwitchboardError>
+    /**
+     * Delete a connection. An OAuth connection's tokens are revoked first where the server supports it (a failure
+     * is logged and the delete still happens) and then deleted, unless another connection uses the same credential.
+     */
+    readonly deleteConnection: (connection: string) => Effect.Effect<{ readonly revoked: boolean }, SwitchboardError>
     /** Delete a credential, revoking its tokens first where the server supports it. */
     readonly deleteCredential: (
       connector: string,
@@ -583,6 +604,7 @@ export const make = (options: Options = {}) =>
           code: params.code,
           codeVerifier: Redacted.make(flow.code_verifier),
           redirectUri: flow.redirect_uri,
+          ...(params.iss === undefined ? {} : { iss: params.iss }),
           ...(flow.context === undefined ? {} : { context: Redacted.make(flow.context) })
         })
         .pipe(
@@ -666,12 +688,41 @@ export const make = (options: Options = {}) =>
       if (connection.status !== "pending_auth" || connection.auth_type !== "OAUTH") {
         return { status: "created", connection } satisfies Connected
       }
-      const url = yield* authorizationUrl(connection.connector_id, { ...opts, connection: connection.id })
+      const connector = yield* sb.getConnector(connection.connector_id)
+      const login_command = loginCommand(connector.name, connection.name)
+      const redirect =
+        opts.redirect_uri ?? (typeof options.redirectUri === "function" ? options.redirectUri() : options.redirectUri)
+      if (redirect === undefined) {
+        return {
+          status: "oauth2_required",
+          connection,
+          auth_url: null,
+          state_expires_at: null,
+          login_command,
+          message: `no browser listener takes OAuth callbacks here; authorize the connection with: ${login_command}`
+        } satisfies Connected
+      }
+      // The connection exists now: an authorization URL that cannot be made yet is said, not failed.
+      const url = yield* authorizationUrl(connection.connector_id, { ...opts, connection: connection.id }).pipe(
+        Effect.result
+      )
+      if (Result.isFailure(url)) {
+        return {
+          status: "oauth2_required",
+          connection,
+          auth_url: null,
+          state_expires_at: null,
+          login_command,
+          message: `${url.failure.message}; then authorize the connection with: ${login_command}`
+        } satisfies Connected
+      }
       return {
         status: "oauth2_required",
         connection,
-        auth_url: url.url,
-        state_expires_at: url.state_expires_at
+        auth_url: url.success.url,
+        state_expires_at: url.success.state_expires_at,
+        login_command,
+        message: `open auth_url in a browser to authorize the connection, or run: ${login_command}`
       } satisfies Connected
     })
 
@@ -903,6 +954,7 @@ export const make = (options: Options = {}) =>
     ) {
       const context = yield* store.getRecord(contextKey(credential.id))
       const protocol = yield* targetOf(connector, pattern, where, () => serverUrlOf(connector, connection)).pipe(
+        Effect.tapError((error) => revocationFailed(connector, error)),
         Effect.option
       )
       if (Option.isNone(protocol)) return false
@@ -918,7 +970,10 @@ export const make = (options: Options = {}) =>
             hint,
             ...(Option.isSome(context) ? { context: context.value } : {})
           })
-          .pipe(Effect.orElseSucceed(() => false))
+          .pipe(
+            Effect.catch((error) => Effect.as(revocationFailed(connector, error, hint), false)),
+            Effect.catchDefect((defect) => Effect.as(revocationFailed(connector, defect, hint), false))
+          )
         revoked = revoked || done
       }
       yield* store.deleteRecord(contextKey(credential.id))
@@ -941,10 +996,79 @@ export const make = (options: Options = {}) =>
           owner: Credential.ownerFor(scope, principal),
           name
         })
-        if (Option.isSome(found)) revoked = yield* revokeValues(connector, pattern, found.value, undefined, principal)
+        if (Option.isSome(found)) {
+          // A connection using the credential gives the server URL (MCP) and whether private networks are allowed.
+          const users = yield* connectionsUsing(connector.id, {
+            scope,
+            owner: Credential.ownerFor(scope, principal),
+            name
+          }).pipe(Effect.orElseSucceed(() => []))
+          const via = users.find((c) => c.allow_private_network) ?? users[0]
+          revoked = yield* revokeValues(connector, pattern, found.value, via, via ?? principal)
+        }
       }
       yield* sb.deleteCredential(connectorRef, scope, name)
       return { revoked }
+    })
+
+    const deleteConnection = Effect.fn("OAuth.deleteConnection")(function* (connectionRef: string) {
+      const principal = yield* guard("connection:write")
+      const connection = yield* sb.getConnection(connectionRef)
+      let revoked = false
+      const found =
+        connection.auth_type === "OAUTH"
+          ? yield* Effect.option(connectorOf(connection.connector_id, connection))
+          : Option.none()
+      if (Option.isSome(found)) {
+        const { connector, pattern } = found.value
+        const target = tokenTarget(connection, principal)
+        const allowed = Principal.authorize(principal, "credential:write", {
+          scope: target.scope,
+          owner: target.owner.user ?? principal.user
+        }).allowed
+        // Tokens another connection still uses are neither revoked nor deleted.
+        const shared = allowed
+          ? (yield* connectionsUsing(connection.connector_id, target, connection.id)).length > 0
+          : true
+        const key = { connectorId: connector.id, scope: target.scope, owner: target.owner, name: target.name }
+        const stored = shared ? Option.none<Credential.Credential>() : yield* vault.get(key)
+        if (Option.isSome(stored) && stored.value.auth_type === "OAUTH") {
+          revoked = yield* revokeValues(connector, pattern, stored.value, connection, connection)
+          yield* vault.delete(key)
+        }
+      }
+      yield* sb.deleteConnection(connection.id)
+      return { revoked }
+    })
+
+    /** The connections of a connector (but `except`) that resolve their tokens to the credential `target`. */
+    const connectionsUsing = Effect.fn("OAuth.connectionsUsing")(function* (
+      connectorId: string,
+      target: TokenTarget,
+      except?: string
+    ) {
+      const principal = yield* Principal.CurrentPrincipal
+      const out: Array<Connection.Connection> = []
+      let cursor: string | undefined
+      for (;;) {
+        const page = yield* sb.listConnections({
+          connector: connectorId,
+          limit: 100,
+          ...(cursor === undefined ? {} : { cursor })
+        })
+        for (const other of page.data) {
+          if (other.id === except) continue
+          const t = tokenTarget(other, principal)
+          const sameOwner =
+            t.owner.org === target.owner.org &&
+            t.owner.workspace === target.owner.workspace &&
+            t.owner.user === target.owner.user
+          if (sameOwner && t.scope === target.scope && t.name === target.name) out.push(other)
+        }
+        const next = page.next_cursor
+        if (next === null || next === undefined) return out
+        cursor = next
+      }
     })
 
     const disconnect = Effect.fn("OAuth.disconnect")(function* (connectionRef: string) {
@@ -983,12 +1107,26 @@ export const make = (options: Options = {}) =>
       connect,
       refresh,
       disconnect,
+      deleteConnection,
       deleteCredential,
       refresher: { beforeCall, afterUnauthorized, afterForbidden }
     })
   })
 
 const contextKey = (credentialId: string) => `token:${credentialId}`
+
+/** Log a failed revocation: the step's error (scrubbed of tokens by the client), never a token. */
+const revocationFailed = (connector: Connector.Connector, error: unknown, hint?: string) =>
+  Effect.logWarning("revoking OAuth tokens failed; deleting them anyway").pipe(
+    Effect.annotateLogs({
+      connector: connector.name,
+      ...(hint === undefined ? {} : { token_type_hint: hint }),
+      error:
+        error instanceof OAuthError || error instanceof ValidationFailed
+          ? `${error.code}: ${error.message}`
+          : "unexpected failure"
+    })
+  )
 const leaseKey = (credentialId: string) => `refresh:${credentialId}`
 
 const accessTokenOf = (credential: Credential.Credential): string => {

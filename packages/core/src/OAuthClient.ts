@@ -77,6 +77,11 @@ export interface ExchangeRequest extends Network {
   readonly code: string
   readonly codeVerifier: Redacted.Redacted<string>
   readonly redirectUri: string
+  /**
+   * The callback's `iss` (RFC 9207): where the authorization server's metadata says it sends one, it is required
+   * and must equal the issuer; one that is given is always checked against a known issuer.
+   */
+  readonly iss?: string | undefined
   readonly context?: Redacted.Redacted<string> | undefined
 }
 

@@ -202,6 +202,18 @@ export const make = Effect.gen(function* () {
   const auditLog = yield* AuditLog
   const newId = yield* Ids.generator
 
+  // Parsed proxy_url templates by text: parsing validates the whole URL, and `resolveCall` renders one on every call.
+  const templates = new Map<string, ReturnType<typeof Template.parse>>()
+  const renderUrl = (template: string, values: Readonly<Record<string, string>>) => {
+    let parsed = templates.get(template)
+    if (parsed === undefined) {
+      parsed = Template.parse(template)
+      if (templates.size >= 256) templates.clear()
+      templates.set(template, parsed)
+    }
+    return Result.flatMap(parsed, (p) => Template.renderParsed(p, values))
+  }
+
   const audit = Effect.fn("Switchboard.audit")(function* (
     entry: Omit<AuditRecord, "id" | "at" | "org" | "workspace" | "actor">
   ) {
@@ -623,9 +635,7 @@ export const make = Effect.gen(function* () {
         ? firstServer.url
         : connector.proxy_url === undefined
           ? undefined
-          : yield* Effect.fromResult(
-              Template.render(connector.proxy_url, templateValues(values, connection.parameters))
-            )
+          : yield* Effect.fromResult(renderUrl(connector.proxy_url, templateValues(values, connection.parameters)))
     const headers: Record<string, Redacted.Redacted<string>> = {}
     for (const [k, v] of Object.entries(connection.parameters.header ?? {})) headers[k] = Redacted.make(v)
     Object.assign(headers, secrets.headers)

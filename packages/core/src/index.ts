@@ -1,6 +1,7 @@
 /**
  * @switchboard/core: the domain, pure rules, ports and the Switchboard application service.
  */
+export * as AuditChain from "./AuditChain.ts"
 export * as AuditLog from "./AuditLog.ts"
 export * as AuthMethods from "./AuthMethods.ts"
 export * as AuthPattern from "./AuthPattern.ts"
@@ -13,6 +14,7 @@ export * as Credential from "./Credential.ts"
 export * as CredentialVault from "./CredentialVault.ts"
 export * as Cursor from "./Cursor.ts"
 export * as Errors from "./Errors.ts"
+export * as Explain from "./Explain.ts"
 export * as Facade from "./Facade.ts"
 export * as FieldMutation from "./FieldMutation.ts"
 export * as Ids from "./Ids.ts"
@@ -34,6 +36,7 @@ export * as Template from "./Template.ts"
 export * as Testing from "./Testing.ts"
 export * as ToolNames from "./ToolNames.ts"
 export * as Tools from "./Tools.ts"
+export * as Toolset from "./Toolset.ts"
 export * as Upstream from "./Upstream.ts"
 export * as Validation from "./Validation.ts"
 export { createSwitchboard } from "./Facade.ts"

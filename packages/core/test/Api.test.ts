@@ -42,6 +42,7 @@ describe("routes", () => {
         "POST /v1/connectors/{id_or_name}/tools/{tool}/call",
         "GET /v1/connectors/{id_or_name}/auth_url",
         "GET /v1/audit",
+        "GET /v1/connections/{id}/explain",
         "GET /healthz"
       ]
     )

@@ -13,6 +13,7 @@
 import { NodeHttpClient } from "@effect/platform-node"
 import * as Api from "@switchboard/core/Api"
 import * as Errors from "@switchboard/core/Errors"
+import * as Explain from "@switchboard/core/Explain"
 import * as Principal from "@switchboard/core/Principal"
 import type { CallOptions, McpTool, McpToolResult } from "@switchboard/core/McpUpstream"
 import * as Proxy from "@switchboard/core/Proxy"
@@ -427,6 +428,17 @@ export const makeRemoteTools = (socketPath: string, options: ClientOptions = {})
     return Tools.Tools.of({ listTools, callTool, toolsChanged: Stream.empty })
   })
 
+/** `Explainer` through the daemon's explain route: the dry run uses the daemon's breaker state and DNS. */
+export const makeRemoteExplainer = (socketPath: string) =>
+  Effect.map(Effect.service(DaemonClient), (client) =>
+    Explain.Explainer.of({
+      explain: (connection, query = {}) =>
+        Effect.flatMap(Validation.decode(Explain.ExplainQuery, "query")(query), (q) =>
+          Effect.mapError(client.explain.explain({ params: { id: connection }, query: q }), toServiceError(socketPath))
+        )
+    })
+  )
+
 /**
  * The calling services through the daemon on `socketPath`: `Proxy` (bodies stream both ways) and `Tools` (progress
  * and cancellation pass through), failing with the same typed errors as the embedded ones. With `layerRemote`, the
@@ -438,5 +450,6 @@ export const layerRemoteCalls = (
 ): Layer.Layer<Proxy.Proxy | Tools.Tools | DaemonClient> =>
   Layer.mergeAll(
     Layer.effect(Proxy.Proxy, makeRemoteProxy(socketPath, options)),
-    Layer.effect(Tools.Tools, makeRemoteTools(socketPath, options))
+    Layer.effect(Tools.Tools, makeRemoteTools(socketPath, options)),
+    Layer.effect(Explain.Explainer, makeRemoteExplainer(socketPath))
   ).pipe(Layer.provideMerge(Layer.effect(DaemonClient, make(options))), Layer.provide(httpClientLayer(socketPath)))

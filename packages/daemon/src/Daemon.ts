@@ -22,11 +22,13 @@ import * as Schedule from "effect/Schedule"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Client from "./Client.ts"
+import * as Handlers from "./Handlers.ts"
 import { DaemonError, errnoOf, io } from "./DaemonError.ts"
 import * as Layers from "./Layers.ts"
 import * as OAuthRoutes from "./OAuthRoutes.ts"
 import * as ProxyRoute from "./ProxyRoute.ts"
 import * as Server from "./Server.ts"
+import * as Web from "./web/Web.ts"
 
 export interface DaemonOptions extends Layers.PathOptions {
   /** Where data lives: the sealed SQLite file of the data directory (default), or memory. */
@@ -112,6 +114,28 @@ const writePidFile = Effect.fn("Daemon.writePidFile")(function* (pidFile: string
   })
 })
 
+/** The file holding the dashboard URL (with this start's secret) for `daemon status`; 0600 in the 0700 home. */
+export const dashboardFile = (paths: Layers.Paths) => `${paths.home}/dashboard.url`
+
+const writeDashboardFile = (paths: Layers.Paths, url: string | null) =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => {
+        Fs.rmSync(dashboardFile(paths), { force: true })
+        if (url !== null) Fs.writeFileSync(dashboardFile(paths), `${url}\n`, { mode: 0o600, flag: "wx" })
+      },
+      catch: (cause) => io(`writing ${dashboardFile(paths)}`, cause)
+    }),
+    () => Effect.sync(() => Fs.rmSync(dashboardFile(paths), { force: true }))
+  )
+
+const readDashboardFile = (paths: Layers.Paths): string | null =>
+  Effect.runSync(
+    Effect.try({ try: () => Fs.readFileSync(dashboardFile(paths), "utf8").trim(), catch: () => null }).pipe(
+      Effect.orElseSucceed(() => null)
+    )
+  ) || null
+
 // Only our own pid file: a second daemon that was refused must not remove the running one's.
 const removePidFile = (pidFile: string) =>
   Effect.sync(() => {
@@ -165,7 +189,9 @@ export const run = (options: DaemonOptions = {}): Effect.Effect<never, RunError>
         yield* Layer.build(Layers.withCalls(core, { allowPrivateNetwork: config.allowPrivateNetwork }))
       )
       const browser = yield* Layer.build(
-        OAuthRoutes.layer({ port: config.oauthCallbackPort }).pipe(Layer.provide(core))
+        OAuthRoutes.layer({ port: config.oauthCallbackPort, web: { principal } }).pipe(
+          Layer.provide(Layer.merge(core, services))
+        )
       ).pipe(Effect.map((context) => Context.get(context, OAuthRoutes.BrowserListener)))
       callback.url = browser.callbackUrl
       const proxyRoute = ProxyRoute.layer({ trustHeaders: config.trustHeaders, principal }).pipe(
@@ -178,7 +204,12 @@ export const run = (options: DaemonOptions = {}): Effect.Effect<never, RunError>
         shutdownTimeout: options.shutdownTimeout ?? Duration.millis(config.shutdownTimeoutMs),
         logRequests: options.logRequests,
         routes: options.routes === undefined ? proxyRoute : Layer.merge(options.routes, proxyRoute)
-      }).pipe(Layer.provide(services))
+      }).pipe(
+        Layer.provide(Layer.merge(services, Layer.succeed(Handlers.OAuthCallbackUrl, { url: browser.callbackUrl })))
+      )
+      // Before the socket answers, so a healthy daemon's `status` always finds it.
+      const dashboard = Web.dashboardUrl()
+      yield* writeDashboardFile(paths, dashboard)
       yield* Layer.build(server)
       yield* writePidFile(paths.pidFile)
       started = true
@@ -190,7 +221,8 @@ export const run = (options: DaemonOptions = {}): Effect.Effect<never, RunError>
           store,
           trust_headers: config.trustHeaders,
           user: principal.user,
-          oauth_callback: browser.callbackUrl
+          oauth_callback: browser.callbackUrl,
+          dashboard
         })
       )
       yield* Effect.addFinalizer(() => Effect.logInfo("daemon stopping: draining in-flight requests"))
@@ -221,6 +253,10 @@ export interface Status {
   readonly home: string
   /** A pid file is left from a daemon that is gone. */
   readonly stale_pid_file: boolean
+  /** Where the daemon takes OAuth callbacks (its browser listener), as its `/healthz` says. */
+  readonly oauth_callback_url: string | null
+  /** The dashboard with this start's secret (`?k=`), when the daemon answers. */
+  readonly dashboard_url: string | null
 }
 
 /** Read the pid file and probe `/healthz` (2 s at most). */
@@ -237,7 +273,9 @@ export const status = Effect.fn("Daemon.status")(function* (options: Layers.Path
     version: answered?.version ?? null,
     socket: paths.socket,
     home: paths.home,
-    stale_pid_file: pid !== undefined && !alive
+    stale_pid_file: pid !== undefined && !alive,
+    oauth_callback_url: answered?.oauth_callback_url ?? null,
+    dashboard_url: answered === undefined ? null : readDashboardFile(paths)
   } satisfies Status
 })
 

@@ -4,10 +4,12 @@
  * with its own status. A defect becomes a 500 `internal_error` in the same shape and is logged, never shown.
  */
 import * as Api from "@switchboard/core/Api"
+import * as Explain from "@switchboard/core/Explain"
 import * as OAuth from "@switchboard/core/OAuth"
 import type { SwitchboardError } from "@switchboard/core/Errors"
 import * as Switchboard from "@switchboard/core/Switchboard"
 import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { HttpApiBuilder } from "effect/http-api"
@@ -24,6 +26,7 @@ import * as Stream from "effect/Stream"
 // Connection tests
 import * as Testing from "@switchboard/core/Testing"
 import * as Schema from "effect/Schema"
+import * as Web from "./web/Web.ts"
 
 /** Run a service call for a handler: typed errors → API errors, defects → 500 `internal_error`. */
 export const run = <A, R>(effect: Effect.Effect<A, SwitchboardError, R>): Effect.Effect<A, Api.ApiError, R> =>
@@ -58,25 +61,64 @@ export const CredentialsLive = HttpApiBuilder.group(
   "credentials",
   Effect.fn(function* (handlers) {
     const sb = yield* Switchboard.Switchboard
+    // With OAuth, deleting a credential revokes its tokens first where the server supports it.
+    const oauth = yield* Effect.serviceOption(OAuth.OAuth)
     return handlers.handleAll({
       list: ({ params }) =>
         run(sb.listCredentials(params.id_or_name, params.scope)).pipe(Effect.map((data) => ({ data }))),
       set: ({ params, payload }) => run(sb.setCredential(params.id_or_name, params.scope, payload)),
-      remove: ({ params }) => run(sb.deleteCredential(params.id_or_name, params.scope, params.name))
+      remove: ({ params }) =>
+        run(
+          Option.match(oauth, {
+            onNone: () => sb.deleteCredential(params.id_or_name, params.scope, params.name),
+            onSome: (o) => Effect.asVoid(o.deleteCredential(params.id_or_name, params.scope, params.name))
+          })
+        )
     })
   })
 )
+
+/** The API's answer to a created connection: the connection, with `oauth` when it needs an authorization. */
+export const createdView = (connected: OAuth.Connected): Api.CreatedConnection =>
+  connected.status === "created"
+    ? connected.connection
+    : {
+        ...connected.connection,
+        oauth: {
+          status: "oauth2_required",
+          auth_url: connected.auth_url,
+          state_expires_at: connected.state_expires_at,
+          // The daemon's connect page for this connection; null where no browser listener serves pages.
+          connector_page_url: Web.connectorPageUrl(connected.connection.id),
+          login_command: connected.login_command,
+          message: connected.message
+        }
+      }
 
 export const ConnectionsLive = HttpApiBuilder.group(
   Api.Api,
   "connections",
   Effect.fn(function* (handlers) {
     const sb = yield* Switchboard.Switchboard
+    // With OAuth: a connection that needs an authorization says so, and deleting one revokes its tokens first.
+    const oauth = yield* Effect.serviceOption(OAuth.OAuth)
     return handlers.handleAll({
-      create: ({ params, payload }) => run(sb.createConnection(params.id_or_name, payload)),
+      create: ({ params, payload }) =>
+        run(
+          Option.match(oauth, {
+            onNone: () => sb.createConnection(params.id_or_name, payload),
+            onSome: (o) => Effect.map(o.connect(params.id_or_name, payload), createdView)
+          })
+        ),
       list: ({ query }) => run(sb.listConnections(query)),
       get: ({ params }) => run(sb.getConnection(params.id)),
-      remove: ({ params }) => run(sb.deleteConnection(params.id))
+      remove: ({ params }) =>
+        run(
+          Option.match(oauth, {
+            onNone: () => sb.deleteConnection(params.id),
+            onSome: (o) => Effect.asVoid(o.deleteConnection(params.id))
+          })
+        )
     })
   })
 )
@@ -339,9 +381,44 @@ export const AuditLive = HttpApiBuilder.group(
   })
 )
 
-export const SystemLive = HttpApiBuilder.group(Api.Api, "system", (handlers) =>
-  handlers.handleAll({
-    health: () => Effect.succeed({ ok: true, version: Api.version, pid: process.pid })
+/** Explain needs the calling services' `Explainer` (built by `Layers.withCalls`); without them it says so. */
+export const ExplainLive = HttpApiBuilder.group(
+  Api.Api,
+  "explain",
+  Effect.fn(function* (handlers) {
+    const found = yield* Effect.serviceOption(Explain.Explainer)
+    return handlers.handleAll({
+      explain: ({ params, query }) =>
+        Option.match(found, {
+          onNone: () =>
+            Effect.fail(
+              Api.makeError(500, "calls_unavailable", "this server was built without explain (Layers.withCalls)")
+            ),
+          onSome: (explainer) => run(explainer.explain(params.id, query))
+        })
+    })
+  })
+)
+
+/** Where the daemon's browser-facing listener takes OAuth callbacks; `/healthz` reports it when present. */
+export class OAuthCallbackUrl extends Context.Service<OAuthCallbackUrl, { readonly url: string }>()(
+  "@switchboard/daemon/Handlers/OAuthCallbackUrl"
+) {}
+
+export const SystemLive = HttpApiBuilder.group(
+  Api.Api,
+  "system",
+  Effect.fn(function* (handlers) {
+    const callback = yield* Effect.serviceOption(OAuthCallbackUrl)
+    return handlers.handleAll({
+      health: () =>
+        Effect.succeed({
+          ok: true,
+          version: Api.version,
+          pid: process.pid,
+          ...(Option.isSome(callback) ? { oauth_callback_url: callback.value.url } : {})
+        })
+    })
   })
 )
 
@@ -354,5 +431,6 @@ export const layer = Layer.mergeAll(
   ToolsLive,
   OAuthLive,
   AuditLive,
+  ExplainLive,
   SystemLive
 )

@@ -23,6 +23,7 @@ import * as Proxy from "@switchboard/core/Proxy"
 import * as Switchboard from "@switchboard/core/Switchboard"
 import * as Testing from "@switchboard/core/Testing"
 import * as Tools from "@switchboard/core/Tools"
+import * as Explain from "@switchboard/core/Explain"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
@@ -264,6 +265,13 @@ export const testingLayer = (options: { readonly allowPrivateNetwork: boolean })
     Layer.provide(Http.Resolver.layer)
   )
 
+/** Explain (dry runs) on the proxy's `Resilience` and the SSRF guard over system DNS; it never connects. */
+export const explainLayer = (options: { readonly allowPrivateNetwork: boolean }) =>
+  Explain.layer.pipe(
+    Layer.provide(Http.DestinationGuard.layer({ allowPrivateNetwork: options.allowPrivateNetwork })),
+    Layer.provide(Http.Resolver.layer)
+  )
+
 /**
  * The Switchboard with its calling services, over the given Switchboard layer. Its context also holds
  * `ConnectionTests` (found with `Effect.serviceOption` by the API handlers and the CLI's `test`).
@@ -272,7 +280,7 @@ export const withCalls = <E, R>(
   switchboard: Layer.Layer<Switchboard.Switchboard, E, R>,
   options: { readonly allowPrivateNetwork: boolean }
 ): Layer.Layer<Services, E, R> =>
-  Layer.mergeAll(Proxy.layer, Tools.layer, testingLayer(options)).pipe(
+  Layer.mergeAll(Proxy.layer, Tools.layer, testingLayer(options), explainLayer(options)).pipe(
     Layer.provide(upstreamLayer(options)),
     Layer.provideMerge(switchboard)
   )

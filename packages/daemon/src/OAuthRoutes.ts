@@ -1,10 +1,11 @@
 /**
  * The browser-facing listener: a browser cannot reach the Unix socket, so the daemon (and `switchboard auth login`
  * without a daemon) also listens on 127.0.0.1, on a configured port or an ephemeral one, for the OAuth redirect
- * target `http://127.0.0.1:PORT/v1/oauth/callback` only. Requests whose `Host` header is not this listener's own
- * loopback address and port are refused (421), which defeats DNS rebinding: a page on another origin that rebinds
- * its name to 127.0.0.1 still sends its own name as `Host`. Pages are static HTML with a strict CSP, never cached,
- * never referring; they show the connector and account or the error, never a token.
+ * target `http://127.0.0.1:PORT/v1/oauth/callback` and, in the daemon, the connect page and dashboard (`web/Web.ts`).
+ * Requests whose `Host` header is not this listener's own loopback address and port are refused (421), which
+ * defeats DNS rebinding: a page on another origin that rebinds its name to 127.0.0.1 still sends its own name as
+ * `Host`. Pages are server-rendered HTML with a strict CSP and no
+ * script, never cached; the callback's result page shows the connector and account or the error, never a token.
  */
 import { NodeHttpServer } from "@effect/platform-node"
 import type { SwitchboardError } from "@switchboard/core/Errors"
@@ -13,10 +14,13 @@ import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
+import { HttpRouter, HttpServer } from "effect/http"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
 import { io } from "./DaemonError.ts"
+import * as Pages from "./web/Pages.ts"
+import * as Security from "./web/Security.ts"
+import * as Web from "./web/Web.ts"
 
 export const callbackPath = "/v1/oauth/callback"
 
@@ -27,34 +31,19 @@ export class BrowserListener extends Context.Service<
 >()("@switchboard/daemon/OAuthRoutes/BrowserListener") {}
 
 /** Whether a `Host` header names this listener (127.0.0.1, localhost or [::1], with its port). */
-export const hostAllowed = (host: string | undefined, port: number): boolean =>
-  host !== undefined && [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`].includes(host.toLowerCase())
+export const hostAllowed = Security.hostAllowed
 
-const escape = (text: string) =>
-  text.replace(/[&<>"']/gu, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c)
-
-const securityHeaders = {
-  "cache-control": "no-store",
-  "referrer-policy": "no-referrer",
-  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
-  "x-frame-options": "DENY",
-  "x-content-type-options": "nosniff"
-}
-
-/** A small static page. */
+/** A short page (refusals, not found), styled like the others. */
 export const page = (status: number, title: string, message: string) =>
-  HttpServerResponse.text(
-    `<!doctype html><html><head><meta charset="utf-8"><title>${escape(title)}</title></head>` +
-      `<body style="font-family:sans-serif;max-width:40em;margin:4em auto"><h1>${escape(title)}</h1>` +
-      `<p>${escape(message)}</p></body></html>`,
-    { status, contentType: "text/html; charset=utf-8", headers: securityHeaders }
-  )
+  Web.respond(status, Pages.message(title, message))
 
 export interface ListenerOptions {
   /** The port on 127.0.0.1; an ephemeral one when absent or 0. */
   readonly port?: number | undefined
   /** Called with the outcome of every callback (`switchboard auth login` waits on it). */
   readonly onCallback?: ((outcome: Exit.Exit<OAuth.Completed, SwitchboardError>) => Effect.Effect<void>) | undefined
+  /** Also serve the connect page and the dashboard (`web/Web.ts`) as this principal; the daemon does. */
+  readonly web?: Web.WebOptions | undefined
 }
 
 const param = (url: URL, name: string) => url.searchParams.get(name) ?? undefined
@@ -73,25 +62,28 @@ const routes = (cell: { port: number | undefined }, options: ListenerOptions) =>
             state: param(url, "state"),
             code: param(url, "code"),
             error: param(url, "error"),
-            error_description: param(url, "error_description")
+            error_description: param(url, "error_description"),
+            iss: param(url, "iss")
           })
         )
         if (options.onCallback !== undefined) yield* options.onCallback(exit)
         if (Exit.isSuccess(exit)) {
           const { connector, account_label } = exit.value
-          return page(
-            200,
-            "Connected",
-            `Switchboard is connected to ${connector}${account_label === null ? "" : ` as ${account_label}`}. ` +
-              "You can close this window."
-          )
+          return Web.respond(200, Pages.resultPage({ ok: true, connector, account: account_label }))
         }
         const error = Cause.findErrorOption(exit.cause)
-        if (error._tag === "Some") return page(error.value.status, "Authorization failed", error.value.message)
+        if (error._tag === "Some") {
+          return Web.respond(
+            error.value.status,
+            Pages.resultPage({ ok: false, message: error.value.message, code: error.value.code })
+          )
+        }
         yield* Effect.logError("the OAuth callback failed with a defect", exit.cause)
-        return page(500, "Authorization failed", "Internal error; see the log.")
+        return Web.respond(500, Pages.resultPage({ ok: false, message: "Internal error; see the log." }))
       })
     ),
+    Web.styleRoute(cell),
+    options.web === undefined ? Layer.empty : Web.routes(cell, options.web),
     HttpRouter.add("*", "*", (request) =>
       Effect.succeed(
         cell.port !== undefined && hostAllowed(request.headers["host"], cell.port)

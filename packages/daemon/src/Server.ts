@@ -20,13 +20,22 @@ import type * as Switchboard from "@switchboard/core/Switchboard"
 import * as Validation from "@switchboard/core/Validation"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
+import * as ByteSize from "effect/ByteSize"
+import {
+  HttpEffect,
+  HttpIncomingMessage,
+  HttpRouter,
+  HttpServer,
+  HttpServerRequest,
+  HttpServerResponse
+} from "effect/http"
 import { HttpApiBuilder, HttpApiMiddleware } from "effect/http-api"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Fs from "node:fs"
 import { createServer } from "node:http"
 import * as Net from "node:net"
+import type { Duplex } from "node:stream"
 import * as Path from "node:path"
 import { DaemonError, errnoOf, io } from "./DaemonError.ts"
 import * as Handlers from "./Handlers.ts"
@@ -299,6 +308,51 @@ export const ensureErrorShape = (
   return HttpServerResponse.jsonUnsafe({ error: { code, message } }, { status: response.status, headers })
 }
 
+/** The largest API request body (the proxy route streams its bodies upstream and has no such limit). */
+export const maxApiBodyBytes = 1024 * 1024
+
+const proxyPath = /^\/v1\/connections\/[^/]+\/proxy(\/|$)/
+
+/** platform-node's `MaxBytesError`, the cause of a body read cut off at `MaxBodySize`. */
+const isMaxBytes = (cause: unknown): boolean =>
+  typeof cause === "object" && cause !== null && (cause as { readonly _tag?: unknown })._tag === "MaxBytesError"
+
+const tooLarge = () =>
+  HttpServerResponse.jsonUnsafe(
+    {
+      error: {
+        code: "payload_too_large",
+        message: `the request body is larger than ${maxApiBodyBytes} bytes`
+      }
+    },
+    { status: 413 }
+  )
+
+/**
+ * API bodies are at most `maxApiBodyBytes`: a larger declared `content-length` is answered 413 before the body is
+ * read, and a chunked body is cut off at the limit (its read fails, answered 413). The proxy route is exempt.
+ */
+export const bodyLimitMiddleware = HttpRouter.middleware(
+  (httpEffect) =>
+    Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      if (proxyPath.test(pathOf(request.url))) return yield* httpEffect
+      const declared = request.headers["content-length"]
+      if (declared !== undefined && Number(declared) > maxApiBodyBytes) return tooLarge()
+      if (request.method === "GET" || request.method === "HEAD") return yield* httpEffect
+      // The body is read (and cached for the handler) here, with the limit: a chunked body that goes past it
+      // fails the read. Other read failures (the client went away) are left to the handler as they were.
+      const overflow = yield* request.arrayBuffer.pipe(
+        Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxApiBodyBytes)),
+        Effect.map(() => false),
+        Effect.catch((error) => Effect.succeed(isMaxBytes(error.cause)))
+      )
+      if (overflow) return tooLarge()
+      return yield* httpEffect
+    }),
+  { global: true }
+)
+
 /** Applies `ensureErrorShape` to every route. */
 export const errorShapeMiddleware = HttpRouter.middleware((httpEffect) => Effect.map(httpEffect, ensureErrorShape), {
   global: true
@@ -311,8 +365,28 @@ export const routes = (options: Pick<Options, "trustHeaders" | "principal" | "ro
     Layer.provide([callerLayer(options), requestErrorsLayer])
   )
   return options.routes === undefined
-    ? Layer.mergeAll(api, notFoundRoute, errorShapeMiddleware)
-    : Layer.mergeAll(api, options.routes, notFoundRoute, errorShapeMiddleware)
+    ? Layer.mergeAll(api, notFoundRoute, errorShapeMiddleware, bodyLimitMiddleware)
+    : Layer.mergeAll(api, options.routes, notFoundRoute, errorShapeMiddleware, bodyLimitMiddleware)
+}
+
+/**
+ * A request Node's HTTP parser refuses before any route sees it (a request line or headers over Node's 16 KiB
+ * limit, a malformed request line or chunk) is answered in the error shape, not Node's bare `400 Bad Request`.
+ */
+const answerClientError = (error: Error & { readonly code?: string }, socket: Duplex) => {
+  // Like Node's own handler: only a connection that has not been answered yet gets a response.
+  if (error.code === "ECONNRESET" || !socket.writable || (socket as Net.Socket).bytesWritten > 0) {
+    socket.destroy()
+    return
+  }
+  const [status, reason, code, message] =
+    error.code === "HPE_HEADER_OVERFLOW"
+      ? [431, "Request Header Fields Too Large", "headers_too_large", "the request line or headers are too large"]
+      : [400, "Bad Request", "invalid_parameter", "the request could not be parsed as HTTP"]
+  const body = JSON.stringify({ error: { code, message } })
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  )
 }
 
 /** Listen on the socket (checked and freed first) and make it 0600. */
@@ -322,7 +396,7 @@ export const listen = (options: Pick<Options, "socket" | "shutdownTimeout">) =>
       HttpServer.HttpServer,
       Effect.gen(function* () {
         yield* prepareSocket(options.socket)
-        const server = yield* NodeHttpServer.make(() => createServer(), {
+        const server = yield* NodeHttpServer.make(() => createServer().on("clientError", answerClientError), {
           path: options.socket,
           gracefulShutdownTimeout: options.shutdownTimeout ?? "10 seconds"
         }).pipe(
@@ -339,8 +413,20 @@ export const listen = (options: Pick<Options, "socket" | "shutdownTimeout">) =>
     NodeHttpServer.layerHttpServices
   )
 
+/**
+ * Requests the router cannot even look up (a malformed percent-encoding such as `/v1/connectors/%`, a path
+ * parameter longer than the router's limit) fail before any route or route middleware runs and were answered
+ * with an empty 404; a pre-response handler puts those in the error shape too.
+ */
+const shapeUnroutedErrors = <E, R>(
+  httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
+  HttpEffect.withPreResponseHandler(httpEffect, (_request, response) => Effect.succeed(ensureErrorShape(response)))
+
 /** The whole server: the API on the socket. Needs the `Switchboard` service; its scope's end is a graceful stop. */
 export const layer = (options: Options): Layer.Layer<never, DaemonError, Switchboard.Switchboard> =>
-  HttpRouter.serve(routes(options), { disableLogger: options.logRequests === false, disableListenLog: true }).pipe(
-    Layer.provide(listen(options))
-  )
+  HttpRouter.serve(routes(options), {
+    disableLogger: options.logRequests === false,
+    disableListenLog: true,
+    middleware: shapeUnroutedErrors
+  }).pipe(Layer.provide(listen(options)))

@@ -166,6 +166,9 @@ describe("OAuth through the daemon", () => {
         const url = new URL(answer.json.url as string)
         const redirect = url.searchParams.get("redirect_uri") ?? ""
         assert.match(redirect, /^http:\/\/127\.0\.0\.1:\d+\/v1\/oauth\/callback$/u)
+        // `/healthz` (what `daemon status` reads) names the same callback URL.
+        const health = yield* Effect.promise(() => request(box.socket, "GET", "/healthz"))
+        assert.strictEqual(health.json.oauth_callback_url, redirect)
 
         // DNS rebinding: the same listener reached under another name is refused, and nothing changes.
         const port = Number(new URL(redirect).port)

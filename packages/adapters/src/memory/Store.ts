@@ -3,6 +3,7 @@
  * nothing should touch the disk, and as the reference behaviour the SQLite adapter must match (one
  * behavioural suite runs against both).
  */
+import * as AuditChain from "@switchboard/core/AuditChain"
 import * as AuditLog from "@switchboard/core/AuditLog"
 import type * as Connection from "@switchboard/core/Connection"
 import * as ConnectionStore from "@switchboard/core/ConnectionStore"
@@ -10,11 +11,12 @@ import type * as Connector from "@switchboard/core/Connector"
 import * as ConnectorStore from "@switchboard/core/ConnectorStore"
 import type * as Credential from "@switchboard/core/Credential"
 import * as CredentialVault from "@switchboard/core/CredentialVault"
-import { ConnectorInUse, ConnectorNotFound, NameTaken } from "@switchboard/core/Errors"
+import { ConnectorInUse, ConnectorNotFound, NameTaken, VersionConflict } from "@switchboard/core/Errors"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { createHash } from "node:crypto"
 
 interface ConnectionRow {
   readonly connection: Connection.Connection
@@ -28,7 +30,11 @@ interface State {
   /** org → id → row */
   readonly connections: Map<string, Map<string, ConnectionRow>>
   readonly audit: Map<string, Array<AuditLog.AuditRecord>>
+  /** org → the hash chain of its audit records (see `AuditChain`) */
+  readonly chain: Map<string, Array<AuditChain.Link>>
 }
+
+const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
 
 const byOrg = <V>(map: Map<string, Map<string, V>>, org: string): Map<string, V> => {
   let inner = map.get(org)
@@ -50,7 +56,13 @@ const sortedAfter = <A extends { readonly id: string }>(rows: Iterable<A>, after
 
 /** Build the four store services over one shared state. */
 export const make = Effect.sync(() => {
-  const state: State = { connectors: new Map(), credentials: new Map(), connections: new Map(), audit: new Map() }
+  const state: State = {
+    connectors: new Map(),
+    credentials: new Map(),
+    connections: new Map(),
+    audit: new Map(),
+    chain: new Map()
+  }
 
   const nameTaken = (org: string, name: string, exceptId?: string) =>
     [...byOrg(state.connectors, org).values()].some((v) => latest(v).name === name && latest(v).id !== exceptId)
@@ -67,11 +79,18 @@ export const make = Effect.sync(() => {
         return Effect.void
       }),
     update: (org, next) =>
-      Effect.suspend((): Effect.Effect<void, NameTaken | ConnectorNotFound> => {
+      Effect.suspend((): Effect.Effect<void, NameTaken | ConnectorNotFound | VersionConflict> => {
         const versions = byOrg(state.connectors, org).get(next.id)
-        if (versions === undefined || latest(versions).version !== next.version - 1) {
+        if (versions === undefined) {
+          return Effect.fail(new ConnectorNotFound({ message: `connector ${next.id} not found` }))
+        }
+        const at = latest(versions).version
+        if (at !== next.version - 1) {
           return Effect.fail(
-            new ConnectorNotFound({ message: `connector ${next.id} not found at version ${next.version - 1}` })
+            new VersionConflict({
+              message: `connector ${next.id} changed concurrently: it is at version ${at}, not ${next.version - 1}; read it again and retry`,
+              details: { connector: next.id, version: at }
+            })
           )
         }
         if (nameTaken(org, next.name, next.id)) {
@@ -204,6 +223,21 @@ export const make = Effect.sync(() => {
           state.audit.set(record.org, rows)
         }
         rows.push(record)
+        let links = state.chain.get(record.org)
+        if (links === undefined) {
+          links = []
+          state.chain.set(record.org, links)
+        }
+        const last = links[links.length - 1]
+        const seq = (last?.seq ?? 0) + 1
+        const prev_hash = last?.hash ?? AuditChain.genesis
+        links.push({
+          seq,
+          prev_hash,
+          hash: sha256(AuditChain.canonical(seq, prev_hash, record)),
+          id: record.id,
+          record
+        })
       }),
     list: (org, query) =>
       Effect.sync(() =>
@@ -216,13 +250,29 @@ export const make = Effect.sync(() => {
       )
   })
 
+  const chain = AuditChain.AuditChain.of({
+    orgs: () => Effect.sync(() => [...state.chain.keys()].sort()),
+    links: (org) =>
+      Effect.sync(() => {
+        const links = [...(state.chain.get(org) ?? [])]
+        const last = links[links.length - 1]
+        return { links, head: last === undefined ? undefined : { seq: last.seq, hash: last.hash }, unchained: 0 }
+      }),
+    digest: sha256
+  })
+
   return Context.make(ConnectorStore.ConnectorStore, connectors)
     .pipe(Context.add(CredentialVault.CredentialVault, vault))
     .pipe(Context.add(ConnectionStore.ConnectionStore, connections))
     .pipe(Context.add(AuditLog.AuditLog, audit))
+    .pipe(Context.add(AuditChain.AuditChain, chain))
 })
 
 /** Every store port, in memory. Each build of the layer starts empty. */
 export const layer: Layer.Layer<
-  ConnectorStore.ConnectorStore | CredentialVault.CredentialVault | ConnectionStore.ConnectionStore | AuditLog.AuditLog
+  | ConnectorStore.ConnectorStore
+  | CredentialVault.CredentialVault
+  | ConnectionStore.ConnectionStore
+  | AuditLog.AuditLog
+  | AuditChain.AuditChain
 > = Layer.effectContext(make)

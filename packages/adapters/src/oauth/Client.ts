@@ -171,6 +171,38 @@ const restMetadata = (endpoints: Extract<Target, { _tag: "Rest" }>["endpoints"])
   ...(endpoints.revoke_uri === undefined ? {} : { revocation_endpoint: endpoints.revoke_uri })
 })
 
+/**
+ * RFC 9207: the callback's `iss` against the authorization server's metadata. Required where the metadata says
+ * `authorization_response_iss_parameter_supported`; when given, it must be the metadata's `issuer` exactly.
+ */
+export const checkIssuer = (
+  metadata: AuthorizationServerMetadata | undefined,
+  iss: string | undefined
+): OAuthError | undefined => {
+  if (metadata === undefined) return undefined
+  const fields = metadata as Readonly<Record<string, unknown>>
+  const required = fields["authorization_response_iss_parameter_supported"] === true
+  if (iss === undefined) {
+    return required
+      ? new OAuthError({
+          reason: "oauth_state_invalid",
+          message:
+            "the callback has no iss parameter, which this authorization server always sends (RFC 9207); " +
+            "start the authorization again",
+          details: { expected_issuer: metadata.issuer }
+        })
+      : undefined
+  }
+  if (iss === metadata.issuer) return undefined
+  return new OAuthError({
+    reason: "oauth_state_invalid",
+    message:
+      "the callback's iss is not the issuer of the authorization server this flow started with (RFC 9207 mix-up " +
+      "protection); start the authorization again",
+    details: { expected_issuer: metadata.issuer, iss: iss.replace(/[^\x20-\x7e]/gu, "?").slice(0, 200) }
+  })
+}
+
 const toTokenSet = (tokens: OAuthTokens): TokenSet => ({
   access_token: Redacted.make(tokens.access_token),
   ...(tokens.refresh_token === undefined ? {} : { refresh_token: Redacted.make(tokens.refresh_token) }),
@@ -448,6 +480,14 @@ export const make = (options: Options = {}) =>
       if (context === undefined) {
         return yield* new OAuthError({ reason: "oauth_token_error", message: "the MCP flow has no registration" })
       }
+      // RFC 9207: a server that says it names itself in authorization responses must have; a name is the issuer's.
+      const metadata = yield* mcpMetadata(
+        context,
+        request,
+        makeScrub([request.code, Redacted.value(request.codeVerifier), context.client_information.client_secret])
+      )
+      const issuerCheck = checkIssuer(metadata, request.iss)
+      if (issuerCheck !== undefined) return yield* issuerCheck
       const captured: { tokens?: OAuthTokens; client: OAuthClientInformationMixed } = {
         client: context.client_information
       }

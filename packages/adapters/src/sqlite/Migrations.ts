@@ -123,6 +123,22 @@ export const migrations: ReadonlyArray<Migration> = [
         until_ms INTEGER NOT NULL
       ) STRICT;
     `
+  },
+  {
+    version: 3,
+    name: "hash-chained audit records",
+    sql: `
+      ALTER TABLE audit ADD COLUMN seq INTEGER;
+      ALTER TABLE audit ADD COLUMN prev_hash TEXT;
+      ALTER TABLE audit ADD COLUMN hash TEXT;
+      CREATE UNIQUE INDEX audit_org_seq ON audit (org, seq);
+
+      CREATE TABLE audit_heads (
+        org TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL
+      ) STRICT;
+    `
   }
 ]
 

@@ -9,6 +9,7 @@
  * rolls back), then pending migrations run and, on a new database, the check value is written. `rotateKey`
  * re-seals everything under a new key in one transaction.
  */
+import * as AuditChain from "@switchboard/core/AuditChain"
 import * as AuditLog from "@switchboard/core/AuditLog"
 import * as AuthPattern from "@switchboard/core/AuthPattern"
 import * as Connection from "@switchboard/core/Connection"
@@ -17,7 +18,14 @@ import * as Connector from "@switchboard/core/Connector"
 import * as ConnectorStore from "@switchboard/core/ConnectorStore"
 import * as Credential from "@switchboard/core/Credential"
 import * as CredentialVault from "@switchboard/core/CredentialVault"
-import { ConnectorInUse, ConnectorNotFound, NameTaken, SealError, StoreError } from "@switchboard/core/Errors"
+import {
+  ConnectorInUse,
+  ConnectorNotFound,
+  NameTaken,
+  SealError,
+  StoreError,
+  VersionConflict
+} from "@switchboard/core/Errors"
 import { type SealContext, type Sealed, Sealer } from "@switchboard/core/Sealer"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -26,6 +34,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import { createHash } from "node:crypto"
 import { checkValueContext, makeCheckValue, verifyCheckValue } from "../sodium/Sealer.ts"
 import * as SqliteDatabase from "./Database.ts"
 import type { Database, Param } from "./Database.ts"
@@ -185,6 +194,9 @@ interface CredentialRow extends SealedColumns {
 }
 
 const CredentialColumns = Schema.Struct({ scope: Credential.Scope, auth_type: Schema.NullOr(AuthPattern.AuthType) })
+
+/** Hex SHA-256, the audit chain's digest. */
+export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
 
 interface RecordRow {
   readonly id: string
@@ -382,9 +394,13 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
               "SELECT version FROM connectors WHERE org = ? AND id = ?",
               [org, next.id]
             )
-            if (current === undefined || current.version !== next.version - 1) {
-              return yield* new ConnectorNotFound({
-                message: `connector ${next.id} not found at version ${next.version - 1}`
+            if (current === undefined) {
+              return yield* new ConnectorNotFound({ message: `connector ${next.id} not found` })
+            }
+            if (current.version !== next.version - 1) {
+              return yield* new VersionConflict({
+                message: `connector ${next.id} changed concurrently: it is at version ${current.version}, not ${next.version - 1}; read it again and retry`,
+                details: { connector: next.id, version: current.version }
               })
             }
             const taken = yield* db.get<{ id: string }>(
@@ -727,14 +743,23 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
     append: Effect.fn("SqliteStore.AuditLog.append")(
       function* (record: AuditLog.AuditRecord) {
         const json = yield* auditRecord.write(record.id, record)
+        // Chained inside the (BEGIN IMMEDIATE) transaction: no other process can append onto the same head.
+        const stored = JSON.parse(json) as AuditLog.AuditRecord
         yield* db.transaction(
-          db.run("INSERT INTO audit (org, id, connection_id, action, record) VALUES (?, ?, ?, ?, ?)", [
-            record.org,
-            record.id,
-            record.connection_id ?? null,
-            record.action,
-            json
-          ])
+          Effect.gen(function* () {
+            const head = yield* db.get<AuditChain.Head>("SELECT seq, hash FROM audit_heads WHERE org = ?", [record.org])
+            const seq = (head?.seq ?? 0) + 1
+            const prevHash = head?.hash ?? AuditChain.genesis
+            const hash = sha256(AuditChain.canonical(seq, prevHash, stored))
+            yield* db.run(
+              "INSERT INTO audit (org, id, connection_id, action, record, seq, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+              [record.org, record.id, record.connection_id ?? null, record.action, json, seq, prevHash, hash]
+            )
+            yield* db.run(
+              "INSERT INTO audit_heads (org, seq, hash) VALUES (?, ?, ?) ON CONFLICT (org) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+              [record.org, seq, hash]
+            )
+          })
         )
       },
       (effect, record) => doing(`appending audit record ${record.id}`)(effect)

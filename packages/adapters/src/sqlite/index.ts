@@ -1,4 +1,5 @@
 /** The SQLite adapter: one database file (WAL, migrations) holding every store port, secrets sealed per row. */
+export * as AuditChain from "./AuditChain.ts"
 export * as Database from "./Database.ts"
 export * as Migrations from "./Migrations.ts"
 export * as Store from "./Store.ts"

@@ -232,13 +232,98 @@ describe("OAuth service: connect", () => {
       assert.strictEqual(answer.status, "oauth2_required")
       if (answer.status !== "oauth2_required") return
       assert.strictEqual(answer.connection.status, "pending_auth")
-      assert.include(answer.auth_url, "state=ost_")
-      yield* oauth.complete({ state: stateOf(answer.auth_url), code: "code-1" })
+      const url = answer.auth_url ?? ""
+      assert.include(url, "state=ost_")
+      assert.strictEqual(answer.login_command, "switchboard auth login acme --connection fresh")
+      yield* oauth.complete({ state: stateOf(url), code: "code-1" })
       // The caller's default credential now exists: the next connection is created ready.
       const next = yield* oauth.connect("acme", { name: "second" })
       assert.strictEqual(next.status, "created")
       assert.strictEqual(next.connection.status, "active")
     }).pipe(Effect.provide(serviceLayer(script).pipe(Layer.provideMerge(storesLayer))))
+  })
+})
+
+describe("OAuth service: connect without an authorization URL", () => {
+  it.effect("without a callback listener: the connection is created, no URL, and the command to run instead", () => {
+    const script = newScript()
+    return Effect.gen(function* () {
+      const sb = yield* Switchboard.Switchboard
+      yield* sb.createConnector(connectorPayload)
+      yield* sb.setCredential("acme", "organization", {
+        name: Credential.oauthClientName,
+        values: { client_id: "acme-app" }
+      })
+      const answer = yield* (yield* OAuth.OAuth).connect("acme", { name: "nolistener" })
+      assert.strictEqual(answer.status, "oauth2_required")
+      if (answer.status !== "oauth2_required") return
+      assert.isNull(answer.auth_url)
+      assert.isNull(answer.state_expires_at)
+      assert.include(answer.message, "switchboard auth login acme --connection nolistener")
+      assert.strictEqual((yield* sb.getConnection("nolistener")).status, "pending_auth")
+    }).pipe(
+      Effect.provide(
+        OAuth.layer().pipe(
+          Layer.provide(fakeClient(script)),
+          Layer.provideMerge(Switchboard.layer),
+          Layer.provideMerge(storesLayer)
+        )
+      )
+    )
+  })
+
+  it.effect("without the OAuth app credential: the connection is created and the message says what is missing", () => {
+    const script = newScript()
+    return Effect.gen(function* () {
+      const sb = yield* Switchboard.Switchboard
+      yield* sb.createConnector(connectorPayload)
+      const answer = yield* (yield* OAuth.OAuth).connect("acme", { name: "noapp" })
+      assert.strictEqual(answer.status, "oauth2_required")
+      if (answer.status !== "oauth2_required") return
+      assert.isNull(answer.auth_url)
+      assert.include(answer.message, Credential.oauthClientName)
+      assert.include(answer.message, "switchboard auth login acme --connection noapp")
+      assert.strictEqual((yield* sb.getConnection("noapp")).status, "pending_auth")
+    }).pipe(Effect.provide(serviceLayer(script).pipe(Layer.provideMerge(storesLayer))))
+  })
+})
+
+describe("OAuth service: deleting connections", () => {
+  it.effect("tokens another connection uses are neither revoked nor deleted; the last one's are", () => {
+    const script = newScript()
+    let revocations = 0
+    const counting = Layer.effect(
+      OAuthClient,
+      Effect.map(Effect.service(OAuthClient), (inner) =>
+        OAuthClient.of({
+          ...inner,
+          revoke: () => Effect.sync(() => (revocations++, true))
+        })
+      )
+    ).pipe(Layer.provide(fakeClient(script)))
+    return Effect.gen(function* () {
+      const connection = yield* authorized
+      const sb = yield* Switchboard.Switchboard
+      const oauth = yield* OAuth.OAuth
+      // A second personal connection resolves to the same user `default` credential.
+      yield* sb.createConnection("acme", { name: "twin" })
+      assert.deepStrictEqual(yield* oauth.deleteConnection("twin"), { revoked: false })
+      assert.strictEqual(revocations, 0)
+      assert.isAbove((yield* sb.listCredentials("acme", "user")).length, 0)
+      assert.deepStrictEqual(yield* oauth.deleteConnection(connection.id), { revoked: true })
+      assert.isAbove(revocations, 0)
+      assert.strictEqual((yield* sb.listCredentials("acme", "user")).length, 0)
+      const gone = yield* Effect.flip(sb.getConnection(connection.id))
+      assert.strictEqual(gone.code, "connection_not_found")
+    }).pipe(
+      Effect.provide(
+        OAuth.layer({ redirectUri: REDIRECT }).pipe(
+          Layer.provide(counting),
+          Layer.provideMerge(Switchboard.layer),
+          Layer.provideMerge(storesLayer)
+        )
+      )
+    )
   })
 })
 

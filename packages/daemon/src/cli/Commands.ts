@@ -7,6 +7,8 @@ import type * as Connection from "@switchboard/core/Connection"
 import type * as Connector from "@switchboard/core/Connector"
 import * as Credential from "@switchboard/core/Credential"
 import * as AuthPattern from "@switchboard/core/AuthPattern"
+import * as Api from "@switchboard/core/Api"
+import * as OAuth from "@switchboard/core/OAuth"
 import { ValidationFailed } from "@switchboard/core/Errors"
 import * as Switchboard from "@switchboard/core/Switchboard"
 import * as Effect from "effect/Effect"
@@ -46,6 +48,33 @@ const withSwitchboard = <A, E, R>(f: (sb: Switchboard.Switchboard["Service"]) =>
   })
 
 const json = Effect.map(root, (flags) => flags.json)
+
+/**
+ * A created connection with its `oauth` answer: the daemon's (with the authorization URL its browser listener
+ * takes), else, embedded, where no listener runs, the command to run instead.
+ */
+type WithOAuth = Connection.Connection & { readonly oauth?: Api.OAuthRequired | undefined }
+
+const withOAuthRequired = (sb: Switchboard.Switchboard["Service"], connection: Connection.Connection) =>
+  Effect.gen(function* () {
+    const given = Api.oauthRequiredOf(connection)
+    const plain: WithOAuth = given === undefined ? connection : { ...connection, oauth: given }
+    if (given !== undefined || connection.status !== "pending_auth" || connection.auth_type !== "OAUTH") return plain
+    const connector = yield* sb.getConnector(connection.connector_id)
+    const login_command = OAuth.loginCommand(connector.name, connection.name)
+    const oauth: Api.OAuthRequired = {
+      status: "oauth2_required",
+      auth_url: null,
+      state_expires_at: null,
+      connector_page_url: null,
+      login_command,
+      message:
+        `no daemon is running to take the OAuth callback; run: ${login_command} ` +
+        "(it takes the callback itself), or start the daemon first: switchboard daemon start --detach"
+    }
+    const answer: WithOAuth = { ...connection, oauth }
+    return answer
+  })
 
 const invalid = (message: string, path = "") =>
   new ValidationFailed({ message, details: { issues: [{ path, message }] } })
@@ -419,20 +448,31 @@ const connect = Command.make(
       ...opt("header", input.headerParams)
     }
     const created = yield* withSwitchboard((sb) =>
-      sb.createConnection(input.connector, {
-        name: input.name,
-        access_scope: input.access,
-        ...(input.serviceAccount ? { is_service_account: true } : {}),
-        ...(credential === undefined ? {} : { credential }),
-        ...opt("auth_type", input.authType),
-        ...opt("connector_version", input.version),
-        ...(Object.keys(parameters).length > 0 ? { parameters } : {}),
-        ...(Option.isSome(input.server) ? { servers: [{ url: input.server.value }] } : {}),
-        ...(input.allowPrivate ? { allow_private_network: true } : {}),
-        ...secrets
-      })
+      Effect.flatMap(
+        sb.createConnection(input.connector, {
+          name: input.name,
+          access_scope: input.access,
+          ...(input.serviceAccount ? { is_service_account: true } : {}),
+          ...(credential === undefined ? {} : { credential }),
+          ...opt("auth_type", input.authType),
+          ...opt("connector_version", input.version),
+          ...(Object.keys(parameters).length > 0 ? { parameters } : {}),
+          ...(Option.isSome(input.server) ? { servers: [{ url: input.server.value }] } : {}),
+          ...(input.allowPrivate ? { allow_private_network: true } : {}),
+          ...secrets
+        }),
+        (connection) => withOAuthRequired(sb, connection)
+      )
     )
-    yield* Output.print(yield* json, created, () => `connected ${created.name} (${created.id}): ${created.status}`)
+    yield* Output.print(yield* json, created, () => {
+      const line = `connected ${created.name} (${created.id}): ${created.status}`
+      const oauth = created.oauth
+      if (oauth === undefined) return line
+      return oauth.auth_url === null
+        ? `${line}\nthis connection needs an OAuth authorization: ${oauth.message}`
+        : `${line}\nthis connection needs an OAuth authorization; open in a browser:\n${oauth.auth_url}\n` +
+            `or run: ${oauth.login_command}`
+    })
   })
 ).pipe(Command.withDescription("Connect a connector: bind it to credentials as a named connection"))
 

@@ -39,10 +39,13 @@ const start = Command.make(
       const log = Option.getOrElse(logFile, () => Path.join(paths.home, "daemon.log"))
       const args = [binPath, ...(home === undefined ? [] : ["--home", home]), "daemon", "start", "--store", store]
       const health = yield* Daemon.spawnDetached({ command: process.execPath, args, home, logFile: log })
+      const { dashboard_url } = yield* Daemon.status({ home })
       yield* Output.print(
         flags.json,
-        { ...health, socket: paths.socket, log_file: log },
-        () => `daemon running (pid ${health.pid}) on ${paths.socket}; logs: ${log}`
+        { ...health, socket: paths.socket, log_file: log, dashboard_url },
+        () =>
+          `daemon running (pid ${health.pid}) on ${paths.socket}; logs: ${log}` +
+          (dashboard_url === null ? "" : `\nDashboard: ${dashboard_url}`)
       )
       return
     }
@@ -58,7 +61,9 @@ const status = Command.make(
     const s = yield* Daemon.status({ home: Option.getOrUndefined(flags.home) })
     yield* Output.print(flags.json, s, () =>
       s.healthy
-        ? `running (pid ${s.pid}, version ${s.version}) on ${s.socket}`
+        ? `running (pid ${s.pid}, version ${s.version}) on ${s.socket}` +
+          (s.oauth_callback_url === null ? "" : `\nOAuth callback: ${s.oauth_callback_url}`) +
+          (s.dashboard_url === null ? "" : `\nDashboard: ${s.dashboard_url}`)
         : s.running
           ? `a daemon process (pid ${s.pid}) exists but does not answer on ${s.socket}`
           : `not running${s.stale_pid_file ? " (stale pid file)" : ""}; data directory ${s.home}`

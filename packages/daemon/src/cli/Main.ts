@@ -5,6 +5,7 @@
 import * as Effect from "effect/Effect"
 import { CliError, Command } from "effect/cli"
 import { auth } from "./AuthCommands.ts"
+import { beyondCommands, withAuditCommands } from "./BeyondCommands.ts"
 import { callCommands } from "./CallCommands.ts"
 import { commands, root } from "./Commands.ts"
 import { daemon } from "./DaemonCommands.ts"
@@ -17,7 +18,18 @@ import { test } from "./TestCommands.ts"
 export const version = "0.1.0"
 
 export const cli = root.pipe(
-  Command.withSubcommands([...commands, ...callCommands, test, daemon, mcp, key, auth, demo])
+  Command.withSubcommands([
+    ...commands.slice(0, 4),
+    withAuditCommands(commands[4]),
+    ...callCommands,
+    test,
+    daemon,
+    mcp,
+    key,
+    auth,
+    demo,
+    ...beyondCommands
+  ])
 )
 
 const wantsJson = (argv: ReadonlyArray<string>) => argv.includes("--json")
