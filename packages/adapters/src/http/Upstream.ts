@@ -109,6 +109,33 @@ interface Exchange {
   response: Http.IncomingMessage | undefined
 }
 
+/**
+ * Arm the connect and total deadlines of one exchange. On expiry the exchange is marked (so `failure` can say
+ * which deadline passed) and the response, or before there is one `carrier` (the request or its socket), is
+ * destroyed. The total deadline also covers the body, which is read after the request effect has completed.
+ * Both timers clear when `carrier` closes; the connect timer is returned for the caller to clear on connect.
+ */
+const armDeadlines = (
+  x: Exchange,
+  remainingMillis: number,
+  carrier: { destroy(error?: Error): unknown; once(event: "close", listener: () => void): unknown }
+): NodeJS.Timeout => {
+  const kill = (why: "connect" | "total") => {
+    x.timedOut = why
+    const error = new Error(`${why} timeout`)
+    if (x.response === undefined) carrier.destroy(error)
+    else x.response.destroy(error)
+  }
+  const connectTimer = setTimeout(() => kill("connect"), x.connectMillis)
+  const totalTimer = setTimeout(() => kill("total"), remainingMillis)
+  totalTimer.unref()
+  carrier.once("close", () => {
+    clearTimeout(connectTimer)
+    clearTimeout(totalTimer)
+  })
+  return connectTimer
+}
+
 const failure = (cause: unknown, x: Exchange, during: "request" | "body"): UpstreamError => {
   if (cause instanceof UpstreamError) return cause
   const details = { host: x.host, endpoint: x.endpoint }
@@ -290,19 +317,7 @@ export const make = (options: Options = {}) =>
           )
           return
         }
-        const kill = (why: "connect" | "total") => {
-          x.timedOut = why
-          const error = new Error(`${why} timeout`)
-          if (x.response === undefined) request.destroy(error)
-          else x.response.destroy(error)
-        }
-        const connectTimer = setTimeout(() => kill("connect"), x.connectMillis)
-        const totalTimer = setTimeout(() => kill("total"), remainingMillis)
-        totalTimer.unref()
-        request.once("close", () => {
-          clearTimeout(connectTimer)
-          clearTimeout(totalTimer)
-        })
+        const connectTimer = armDeadlines(x, remainingMillis, request)
         request.once("socket", (socket: Net.Socket) => {
           if (connected.has(socket)) clearTimeout(connectTimer)
           else socket.once(pinned.secure ? "secureConnect" : "connect", () => clearTimeout(connectTimer))
@@ -348,20 +363,7 @@ export const make = (options: Options = {}) =>
           finish(Effect.fail(failure(cause, x, "request")))
           return
         }
-        const kill = (why: "connect" | "total") => {
-          x.timedOut = why
-          const error = new Error(`${why} timeout`)
-          if (x.response === undefined) socket.destroy(error)
-          else x.response.destroy(error)
-        }
-        const connectTimer = setTimeout(() => kill("connect"), x.connectMillis)
-        // The total deadline also covers the body, which is read after this effect has completed.
-        const totalTimer = setTimeout(() => kill("total"), remainingMillis)
-        totalTimer.unref()
-        socket.once("close", () => {
-          clearTimeout(connectTimer)
-          clearTimeout(totalTimer)
-        })
+        const connectTimer = armDeadlines(x, remainingMillis, socket)
         let request: Http.ClientRequest
         try {
           request = Http.request({

@@ -10,7 +10,6 @@ import type * as Scope from "effect/Scope"
 import type { ProbeEnv } from "./internal/env.ts"
 import { clean, fail, type ProbeFailure } from "./internal/failure.ts"
 import * as Target from "./internal/target.ts"
-import * as Wire from "./internal/wire.ts"
 
 export const DEFAULT_PORT = 3306
 
@@ -54,12 +53,7 @@ export const probe = (
   env: ProbeEnv
 ): Effect.Effect<string, ProbeFailure, Scope.Scope | Resolver> =>
   Effect.gen(function* () {
-    const target: Target.HostPort = {
-      host: yield* Target.host(request.config.host),
-      port: yield* Target.port(request.config.port, DEFAULT_PORT)
-    }
-    const endpoint = yield* Target.pin(target, env.allowPrivateNetwork)
-    const wire = yield* Wire.open(env.connect, endpoint, false)
+    const wire = yield* Target.openConfigured(request, env, DEFAULT_PORT)
     const head = yield* wire.read(4)
     const length = head.readUIntLE(0, 3)
     if (length < 1 || length > 64 * 1024 || head[3] !== 0) {

@@ -10,7 +10,6 @@ import type * as Scope from "effect/Scope"
 import type { ProbeEnv } from "./internal/env.ts"
 import { clean, fail, type ProbeFailure } from "./internal/failure.ts"
 import * as Target from "./internal/target.ts"
-import * as Wire from "./internal/wire.ts"
 
 export const DEFAULT_PORT = 22
 
@@ -20,12 +19,7 @@ export const probe = (
   env: ProbeEnv
 ): Effect.Effect<string, ProbeFailure, Scope.Scope | Resolver> =>
   Effect.gen(function* () {
-    const target: Target.HostPort = {
-      host: yield* Target.host(request.config.host),
-      port: yield* Target.port(request.config.port, DEFAULT_PORT)
-    }
-    const endpoint = yield* Target.pin(target, env.allowPrivateNetwork)
-    const wire = yield* Wire.open(env.connect, endpoint, false)
+    const wire = yield* Target.openConfigured(request, env, DEFAULT_PORT)
     for (let i = 0; i < 20; i++) {
       const line = yield* wire.readLine(255)
       if (!line.startsWith("SSH-")) continue

@@ -9,7 +9,6 @@ import type * as Scope from "effect/Scope"
 import type { ProbeEnv } from "./internal/env.ts"
 import type { ProbeFailure } from "./internal/failure.ts"
 import * as Target from "./internal/target.ts"
-import * as Wire from "./internal/wire.ts"
 
 /** Probe a TCP port: config `host`, `port`. */
 export const probe = (
@@ -17,11 +16,6 @@ export const probe = (
   env: ProbeEnv
 ): Effect.Effect<string, ProbeFailure, Scope.Scope | Resolver> =>
   Effect.gen(function* () {
-    const target: Target.HostPort = {
-      host: yield* Target.host(request.config.host),
-      port: yield* Target.port(request.config.port, undefined)
-    }
-    const endpoint = yield* Target.pin(target, env.allowPrivateNetwork)
-    const wire = yield* Wire.open(env.connect, endpoint, false)
+    const wire = yield* Target.openConfigured(request, env, undefined)
     return `${wire.where} accepts TCP connections`
   })

@@ -3,11 +3,14 @@
  * `http://host:port/` URL only to reuse its parsing (the WHATWG host rules, numeric IPv4 forms), its single
  * lookup and its address classification, and the probe then connects to the pinned address and nowhere else.
  */
+import type { ProbeRequest } from "@switchboard/core/Probe"
 import type { Resolver } from "@switchboard/core/Resolver"
 import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import { isIP } from "node:net"
 import * as Ssrf from "../../http/Ssrf.ts"
-import { type Endpoint, describe } from "./wire.ts"
+import type { ProbeEnv } from "./env.ts"
+import { type Endpoint, describe, open, type Wire } from "./wire.ts"
 import { ProbeFailure } from "./failure.ts"
 
 export interface HostPort {
@@ -91,3 +94,21 @@ export const pin = (
       return { ...endpoint, where: describe(endpoint) }
     })
   )
+
+/**
+ * The plain-TCP opening most probes share: `host` and `port` from config (the port defaulting), the address
+ * checked and pinned by the SSRF guard, and a connection to exactly that address.
+ */
+export const openConfigured = (
+  request: ProbeRequest,
+  env: ProbeEnv,
+  defaultPort: number | undefined
+): Effect.Effect<Wire, ProbeFailure, Resolver | Scope.Scope> =>
+  Effect.gen(function* () {
+    const target: HostPort = {
+      host: yield* host(request.config.host),
+      port: yield* port(request.config.port, defaultPort)
+    }
+    const endpoint = yield* pin(target, env.allowPrivateNetwork)
+    return yield* open(env.connect, endpoint, false)
+  })
