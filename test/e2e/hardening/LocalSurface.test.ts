@@ -7,7 +7,7 @@
 import { openUrl } from "@switchboard/daemon/cli/AuthCommands"
 import * as Effect from "effect/Effect"
 import fc from "fast-check"
-import { execFileSync, spawnSync } from "node:child_process"
+import { spawnSync } from "node:child_process"
 import type * as ChildProcess from "node:child_process"
 import { EventEmitter } from "node:events"
 import * as Fs from "node:fs"
@@ -28,29 +28,32 @@ afterAll(() => {
 
 const isRoot = process.getuid?.() === 0
 const hasRunuser = spawnSync("runuser", ["--help"], { stdio: "ignore" }).status === 0
+const hasCurl = spawnSync("curl", ["--version"], { stdio: "ignore" }).status === 0
 
 export const figures = { foreignUidRefused: 0, socketPathsRefused: 0, openerInputs: 0, openerSpawns: 0 }
 
 describe("the daemon's socket", () => {
-  it.skipIf(!isRoot || !hasRunuser)("cannot be used by another uid (nobody)", async () => {
+  it.skipIf(!isRoot || !hasRunuser || !hasCurl)("cannot be used by another uid (nobody)", async () => {
     const b = box()
     await startDaemon(b)
-    // The client as nobody: connecting needs search permission on the private directories.
-    const script = `const s=require("node:net").createConnection(${JSON.stringify(b.socket)});s.on("connect",()=>{console.log("CONNECTED");s.destroy()});s.on("error",(e)=>console.log(e.code))`
-    const out = execFileSync("runuser", ["-u", "nobody", "--", process.execPath, "-e", script], {
-      encoding: "utf8",
-      timeout: 20_000
-    })
-    assert.notInclude(out, "CONNECTED")
-    assert.match(out.trim(), /EACCES|ENOENT/)
+    // The client as nobody is curl from /usr/bin: this test's own node may live under /root, which nobody
+    // cannot execute. The control proves the client itself runs as nobody, so a refusal is the socket's.
+    const asNobody = (args: ReadonlyArray<string>) =>
+      spawnSync("runuser", ["-u", "nobody", "--", "curl", ...args], { encoding: "utf8", timeout: 20_000 })
+    assert.strictEqual(asNobody(["--version"]).status, 0, "curl runs as nobody")
+    // -v: curl names the errno of a failed connect ("Immediate connect fail for …: Permission denied").
+    const connect = () => asNobody(["-sSv", "--unix-socket", b.socket, "http://switchboard/healthz"])
+    // Connecting needs search permission on the private (0700) directories.
+    const closed = connect()
+    assert.notStrictEqual(closed.status, 0)
+    assert.notInclude(closed.stdout, "ok")
+    assert.match(closed.stderr, /Permission denied|No such file/, closed.stderr)
     // Even with the directories opened up, the 0600 socket itself refuses nobody.
     for (let dir = Path.dirname(b.socket); dir.startsWith(b.dir); dir = Path.dirname(dir)) Fs.chmodSync(dir, 0o755)
-    const opened = execFileSync("runuser", ["-u", "nobody", "--", process.execPath, "-e", script], {
-      encoding: "utf8",
-      timeout: 20_000
-    })
-    assert.notInclude(opened, "CONNECTED")
-    assert.include(opened, "EACCES")
+    const opened = connect()
+    assert.notStrictEqual(opened.status, 0)
+    assert.notInclude(opened.stdout, "ok")
+    assert.match(opened.stderr, /Permission denied/, opened.stderr)
     figures.foreignUidRefused += 2
   })
 
