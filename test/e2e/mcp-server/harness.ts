@@ -70,7 +70,12 @@ class Recording implements Transport {
     // oxlint-disable-next-line unicorn/prefer-add-event-listener -- the SDK's callbacks are properties
     inner.onmessage = (message: JSONRPCMessage) => {
       messages.push(message)
-      this.onmessage?.(message)
+      // The SDK client handles a notification one microtask late but a response at once, and forgets a call's
+      // progress handler with its response: a last progress notification read in the same chunk as the
+      // result would be dropped by the client, whatever order the server wrote them in. Responses are handed
+      // over a microtask later, as packages/adapters/src/mcp does for upstreams, so the test sees wire order.
+      if ("id" in message && !("method" in message)) queueMicrotask(() => this.onmessage?.(message))
+      else this.onmessage?.(message)
     }
     // oxlint-disable-next-line unicorn/prefer-add-event-listener -- the SDK's callbacks are properties
     inner.onerror = (error) => {

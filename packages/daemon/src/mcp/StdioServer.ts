@@ -85,6 +85,9 @@ export const serve = Effect.fn("McpServer.serve")(function* (gateway: Gateway.Ga
       { signal: extra.signal }
     ).then(async (result) => {
       await sent
+      // Let the last progress notification leave in its own write: SDK clients handle a response at once but a
+      // notification a microtask later, and drop progress that arrives in the same chunk as the result.
+      if (token !== undefined) await new Promise<void>((resolve) => setImmediate(resolve))
       return result
     })
   })
