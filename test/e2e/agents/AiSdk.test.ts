@@ -9,7 +9,7 @@ import * as Principal from "@switchboard/core/Principal"
 import { generateText, isStepCount, type ToolSet } from "ai"
 import { MockLanguageModelV4 } from "ai/test"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
-import { API_KEY, eventually, type Fixture, start } from "./support.ts"
+import { API_KEY, eventually, type Fixture, scriptedTurns, start } from "./support.ts"
 
 let fx: Fixture
 beforeAll(async () => {
@@ -17,33 +17,10 @@ beforeAll(async () => {
 }, 30_000)
 afterAll(() => fx?.close())
 
-const usage = {
-  inputTokens: { total: 1, noCache: 1, cacheRead: undefined, cacheWrite: undefined },
-  outputTokens: { total: 1, text: 1, reasoning: undefined }
-}
-
 /** A model that asks for `calls` first, then answers "done". */
 const scripted = (calls: ReadonlyArray<{ readonly name: string; readonly input: unknown }>) =>
   new MockLanguageModelV4({
-    doGenerate: [
-      {
-        content: calls.map((c, i) => ({
-          type: "tool-call" as const,
-          toolCallId: `call-${i}`,
-          toolName: c.name,
-          input: JSON.stringify(c.input)
-        })),
-        finishReason: { unified: "tool-calls", raw: undefined },
-        usage,
-        warnings: []
-      },
-      {
-        content: [{ type: "text", text: "done" }],
-        finishReason: { unified: "stop", raw: undefined },
-        usage,
-        warnings: []
-      }
-    ]
+    doGenerate: scriptedTurns(calls)
   })
 
 const schemaOf = (tools: ToolSet, name: string): unknown => {

@@ -142,3 +142,32 @@ export const eventually = async (check: () => boolean, ms = 5000): Promise<void>
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
 }
+
+const usage = {
+  inputTokens: { total: 1, noCache: 1, cacheRead: undefined, cacheWrite: undefined },
+  outputTokens: { total: 1, text: 1, reasoning: undefined }
+}
+
+/**
+ * The two turns of a scripted agent loop, for the AI SDK's mock language models (Mastra runs on them too):
+ * first the given tool calls, then the answer "done".
+ */
+export const scriptedTurns = (calls: ReadonlyArray<{ readonly name: string; readonly input: unknown }>) => [
+  {
+    content: calls.map((c, i) => ({
+      type: "tool-call" as const,
+      toolCallId: `call-${i}`,
+      toolName: c.name,
+      input: JSON.stringify(c.input)
+    })),
+    finishReason: { unified: "tool-calls" as const, raw: undefined },
+    usage,
+    warnings: []
+  },
+  {
+    content: [{ type: "text" as const, text: "done" }],
+    finishReason: { unified: "stop" as const, raw: undefined },
+    usage,
+    warnings: []
+  }
+]
