@@ -24,6 +24,7 @@ import * as Errors from "./Errors.ts"
 import * as Explain from "./Explain.ts"
 import * as Switchboard from "./Switchboard.ts"
 import * as Testing from "./Testing.ts"
+import * as ToolPins from "./ToolPins.ts"
 
 /** The API version reported by `/healthz` and `/openapi.json`. */
 export const version = "0.1.0"
@@ -56,7 +57,7 @@ export class Forbidden extends Schema.Error<Forbidden>("Forbidden")(errorFields,
 export class NotFound extends Schema.Error<NotFound>("NotFound")(errorFields, { httpApiStatus: 404 }) {
   readonly _tag = "NotFound"
 }
-/** 409: `name_taken`, `connector_in_use`, `version_conflict`. */
+/** 409: `name_taken`, `connector_in_use`, `version_conflict`, `tool_not_approved`. */
 export class Conflict extends Schema.Error<Conflict>("Conflict")(errorFields, { httpApiStatus: 409 }) {
   readonly _tag = "Conflict"
 }
@@ -183,7 +184,8 @@ const upstreamReasons = reasons([
   "upstream_protocol_error",
   "destination_refused",
   "circuit_open",
-  "rate_limited"
+  "rate_limited",
+  "cassette_miss"
 ])
 
 /**
@@ -220,6 +222,8 @@ export const toSwitchboardError = (status: number, body: ErrorDetail): Errors.Sw
       return new Errors.CredentialMissing(props)
     case "store_error":
       return new Errors.StoreError(props)
+    case "tool_not_approved":
+      return new Errors.ToolNotApproved(props)
   }
   if (invalidRequestReasons.has(code)) {
     return new Errors.InvalidRequest({ ...props, reason: code as Errors.InvalidRequest["reason"] })
@@ -491,15 +495,11 @@ export const upstreamHeader = "x-switchboard-upstream"
 
 const JsonObject = Schema.Record(Schema.String, Schema.Unknown)
 
-/** A tool as its MCP server describes it (JSON Schemas passed through verbatim). */
-export const ToolSchema = Schema.Struct({
-  name: Schema.String,
-  title: Schema.optionalKey(Schema.String),
-  description: Schema.optionalKey(Schema.String),
-  inputSchema: JsonObject,
-  outputSchema: Schema.optionalKey(JsonObject),
-  annotations: Schema.optionalKey(JsonObject)
-}).annotate({ identifier: "Tool" })
+/**
+ * A tool as its MCP server describes it (JSON Schemas passed through verbatim): the very fields `ToolPins` pins,
+ * so its `Definition` is this shape.
+ */
+export const ToolSchema = ToolPins.Definition.annotate({ identifier: "Tool" })
 export type ToolSchema = typeof ToolSchema.Type
 
 /** The tools of one connection, and which connection that was. */
@@ -575,6 +575,33 @@ export class ToolsGroup extends HttpApiGroup.make("tools")
   )
   .annotate(OpenApi.Description, "The tools of MCP connectors") {}
 
+export const ApproveToolsBody = Body(
+  ToolPins.ApproveInput,
+  "Approve one tool (`tool`), or without it the whole current tool list, as the connection's new pin"
+)
+
+/**
+ * Tool-manifest pinning (see `ToolPins`): a connection's pinned tools against what its MCP server offers now, with
+ * the diff (descriptions in full), and approving the current tools as the new pin.
+ */
+export class ToolPinsGroup extends HttpApiGroup.make("toolPins")
+  .add(
+    HttpApiEndpoint.get("show", "/v1/connections/:id/tools/pins", {
+      params: { id: Schema.String },
+      success: ToolPins.PinsView
+    }).annotate(OpenApi.Summary, "The pinned tool manifest of a connection and how the server's tools differ now"),
+    HttpApiEndpoint.post("approve", "/v1/connections/:id/tools/approve", {
+      params: { id: Schema.String },
+      payload: ApproveToolsBody,
+      success: ToolPins.PinsView
+    }).annotate(OpenApi.Summary, "Approve the current tools (or one, with `tool`) as the connection's pin")
+  )
+  .annotate(
+    OpenApi.Description,
+    "Tool-manifest pinning against tool poisoning: changed or new upstream tools are reported, and withheld " +
+      "(409 tool_not_approved) under the connector's `tool_pinning: block` metadata until approved"
+  ) {}
+
 /** `GET …/auth_url`: the authorization URL to open, and when its single-use state expires. */
 export const AuthUrl = Schema.Struct({ url: Schema.String, state_expires_at: Schema.String }).annotate({
   identifier: "AuthUrl"
@@ -635,6 +662,7 @@ export class Api extends HttpApi.make("switchboard")
     ConnectionsGroup,
     CallsGroup,
     ToolsGroup,
+    ToolPinsGroup,
     OAuthGroup,
     AuditGroup,
     ExplainGroup,

@@ -13,6 +13,7 @@ import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { AuditRecord } from "./AuditLog.ts"
+import { canonicalJson, type Digest } from "./Canonical.ts"
 import type { StoreError } from "./Errors.ts"
 
 /** The `prev_hash` of the first record of an organization's chain. */
@@ -41,20 +42,12 @@ export interface Head {
   readonly hash: string
 }
 
-const sortKeys = (value: unknown): unknown => {
-  if (Array.isArray(value)) return value.map(sortKeys)
-  if (typeof value !== "object" || value === null) return value
-  const out: Record<string, unknown> = {}
-  for (const key of Object.keys(value).sort()) {
-    const v = (value as Record<string, unknown>)[key]
-    if (v !== undefined) out[key] = sortKeys(v)
-  }
-  return out
-}
-
-/** The canonical encoding hashed: JSON with keys sorted at every level, no whitespace, absent keys left out. */
+/**
+ * The canonical encoding hashed: `Canonical.canonicalJson` of `{seq, prev_hash, record}` (keys sorted at every
+ * level, no whitespace, absent keys left out). Stored chains depend on these bytes: never change them.
+ */
 export const canonical = (seq: number, prevHash: string, record: AuditRecord): string =>
-  JSON.stringify(sortKeys({ seq, prev_hash: prevHash, record }))
+  canonicalJson({ seq, prev_hash: prevHash, record })
 
 export const Problem = Schema.Struct({
   seq: Schema.NullOr(Schema.Int),
@@ -84,7 +77,7 @@ export const verify = (
   links: ReadonlyArray<Link>,
   head: Head | undefined,
   unchained: number,
-  digest: (text: string) => string
+  digest: Digest
 ): Verification => {
   const problems: Array<Problem> = []
   const hashes = new Map(links.map((l) => [l.hash, l.seq]))
@@ -162,6 +155,6 @@ export class AuditChain extends Context.Service<
       StoreError
     >
     /** Hex SHA-256 of a text (the adapter's crypto; core has none). */
-    readonly digest: (text: string) => string
+    readonly digest: Digest
   }
 >()("@switchboard/core/AuditChain") {}

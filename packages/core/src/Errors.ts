@@ -74,6 +74,12 @@ export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", fiel
   readonly status = 403
 }
 
+/** A tool is new or changed since its connection's tools were pinned, and the policy withholds it until approved. */
+export class ToolNotApproved extends Schema.TaggedError<ToolNotApproved>()("ToolNotApproved", fields) {
+  readonly code = "tool_not_approved"
+  readonly status = 409
+}
+
 /** No credential could be resolved for a connection, or it lacks a value the auth pattern needs. */
 export class CredentialMissing extends Schema.TaggedError<CredentialMissing>()("CredentialMissing", fields) {
   readonly code = "credential_missing"
@@ -120,7 +126,8 @@ export class UpstreamError extends Schema.TaggedError<UpstreamError>()("Upstream
     "upstream_protocol_error",
     "destination_refused",
     "circuit_open",
-    "rate_limited"
+    "rate_limited",
+    "cassette_miss"
   ])
 }) {
   get code() {
@@ -138,6 +145,8 @@ export class UpstreamError extends Schema.TaggedError<UpstreamError>()("Upstream
         return 429
       case "upstream_unreachable":
       case "upstream_protocol_error":
+      // Replay: the cassette standing in for the upstream holds no answer for this request (a gateway failure).
+      case "cassette_miss":
         return 502
     }
   }
@@ -197,6 +206,7 @@ export type SwitchboardError =
   | SealError
   | UpstreamError
   | OAuthError
+  | ToolNotApproved
 
 export const SwitchboardError = Schema.Union([
   ValidationFailed,
@@ -214,7 +224,8 @@ export const SwitchboardError = Schema.Union([
   StoreError,
   SealError,
   UpstreamError,
-  OAuthError
+  OAuthError,
+  ToolNotApproved
 ])
 
 /** The one JSON error shape of every way in. */

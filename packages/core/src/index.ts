@@ -1,10 +1,13 @@
 /**
  * @switchboard/core: the domain, pure rules, ports and the Switchboard application service.
  */
+export * as ApiKeyStore from "./ApiKeyStore.ts"
 export * as AuditChain from "./AuditChain.ts"
 export * as AuditLog from "./AuditLog.ts"
 export * as AuthMethods from "./AuthMethods.ts"
 export * as AuthPattern from "./AuthPattern.ts"
+export * as Bundle from "./Bundle.ts"
+export * as Canonical from "./Canonical.ts"
 export * as Catalog from "./Catalog.ts"
 export * as Connection from "./Connection.ts"
 export * as ConnectionStore from "./ConnectionStore.ts"
@@ -35,6 +38,7 @@ export * as Switchboard from "./Switchboard.ts"
 export * as Template from "./Template.ts"
 export * as Testing from "./Testing.ts"
 export * as ToolNames from "./ToolNames.ts"
+export * as ToolPins from "./ToolPins.ts"
 export * as Tools from "./Tools.ts"
 export * as Toolset from "./Toolset.ts"
 export * as Upstream from "./Upstream.ts"

@@ -43,6 +43,8 @@ describe("routes", () => {
         "GET /v1/connectors/{id_or_name}/auth_url",
         "GET /v1/audit",
         "GET /v1/connections/{id}/explain",
+        "GET /v1/connections/{id}/tools/pins",
+        "POST /v1/connections/{id}/tools/approve",
         "GET /healthz"
       ]
     )

@@ -4,23 +4,11 @@
  * exporting need no master key. Records are chained by `Store`'s `AuditLog.append`.
  */
 import * as AuditChain from "@switchboard/core/AuditChain"
-import * as AuditLog from "@switchboard/core/AuditLog"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
+import { sha256 } from "../internal/digest.ts"
+import { chainOf, type LinkRow } from "../internal/rows.ts"
 import { SqliteDatabase } from "./Database.ts"
-import { sha256 } from "./Store.ts"
-
-interface LinkRow {
-  readonly id: string
-  readonly record: string
-  readonly seq: number
-  readonly prev_hash: string
-  readonly hash: string
-}
-
-const decodeRecord = Schema.decodeUnknownOption(Schema.fromJsonString(AuditLog.AuditRecord))
 
 export const make = Effect.map(Effect.service(SqliteDatabase), (db) =>
   AuditChain.AuditChain.of({
@@ -45,20 +33,7 @@ export const make = Effect.map(Effect.service(SqliteDatabase), (db) =>
             "SELECT count(*) AS n FROM audit WHERE org = ? AND seq IS NULL",
             [org]
           )
-          const links = rows.map(
-            (row): AuditChain.Link => ({
-              seq: row.seq,
-              prev_hash: row.prev_hash,
-              hash: row.hash,
-              id: row.id,
-              record: Option.getOrUndefined(decodeRecord(row.record))
-            })
-          )
-          return {
-            links,
-            head: head === undefined ? undefined : { seq: head.seq, hash: head.hash },
-            unchained: legacy?.n ?? 0
-          }
+          return chainOf(rows, head, legacy?.n ?? 0)
         })
       ),
     digest: sha256

@@ -139,6 +139,40 @@ export const migrations: ReadonlyArray<Migration> = [
         hash TEXT NOT NULL
       ) STRICT;
     `
+  },
+  {
+    version: 4,
+    name: "pinned tool manifests",
+    sql: `
+      CREATE TABLE tool_pins (
+        org TEXT NOT NULL,
+        connection_id TEXT NOT NULL,
+        connector_version INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (org, connection_id, connector_version)
+      ) STRICT, WITHOUT ROWID;
+    `
+  },
+  {
+    version: 5,
+    name: "api keys of the team server (digests only)",
+    sql: `
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT,
+        prefix TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        org TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        user TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_used_at TEXT,
+        revoked_at TEXT
+      ) STRICT;
+      CREATE INDEX api_keys_org ON api_keys (org, id);
+    `
   }
 ]
 
