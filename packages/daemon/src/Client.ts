@@ -1,5 +1,7 @@
 /**
- * Clients of a running daemon, over its Unix socket (undici with `connect.socketPath`).
+ * Clients of a running daemon, over its Unix socket (undici with `connect.socketPath`), or over TCP to a team
+ * server with an API key (`Target`: a socket path, or `{ url, apiKey }`; `targetOf` reads `SWITCHBOARD_URL` and
+ * `SWITCHBOARD_API_KEY`). The key stays `Redacted` until it is set as the `Authorization` header of a request.
  *
  * - `DaemonClient`: the typed client derived from the same `HttpApi` the daemon serves, for TypeScript tools
  *   (`client.connectors.list({ query: { limit: 10 } })`); errors are the API's error classes, by status.
@@ -10,7 +12,7 @@
  * - `layerRemoteCalls`: the `Proxy` and `Tools` services through the daemon's proxy route and tool endpoints; bodies,
  *   progress and cancellation stream over the socket.
  */
-import { NodeHttpClient } from "@effect/platform-node"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Api from "@switchboard/core/Api"
 import * as Errors from "@switchboard/core/Errors"
 import * as Explain from "@switchboard/core/Explain"
@@ -18,6 +20,7 @@ import * as Principal from "@switchboard/core/Principal"
 import type { CallOptions, McpTool, McpToolResult } from "@switchboard/core/McpUpstream"
 import * as Proxy from "@switchboard/core/Proxy"
 import * as Switchboard from "@switchboard/core/Switchboard"
+import * as ToolPins from "@switchboard/core/ToolPins"
 import * as Tools from "@switchboard/core/Tools"
 import type { UpstreamResponse } from "@switchboard/core/Upstream"
 import * as Validation from "@switchboard/core/Validation"
@@ -26,12 +29,65 @@ import * as Effect from "effect/Effect"
 import { HttpClient, HttpClientError, HttpClientRequest, type HttpClientResponse, type HttpMethod } from "effect/http"
 import { HttpApiClient } from "effect/http-api"
 import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import * as Fs from "node:fs"
 import { DaemonError } from "./DaemonError.ts"
 
 /** The host every request names; the socket decides where it goes. */
 export const BASE_URL = "http://switchboard"
+
+/** A team server on TCP: its base URL (`http://host:port`, or https behind a proxy) and an API key (`sbk_…`). */
+export interface TcpTarget {
+  readonly url: string
+  readonly apiKey: Redacted.Redacted<string>
+}
+
+/** Where the daemon is: the path of its Unix socket, or a team server on TCP. */
+export type Target = string | TcpTarget
+
+const isTcp = (target: Target): target is TcpTarget => typeof target !== "string"
+
+/** The base URL requests name: the placeholder host over the socket, the server's URL over TCP. */
+export const baseUrlOf = (target: Target): string => (isTcp(target) ? target.url : BASE_URL)
+
+/** "on /run/…/switchboard.sock" or "at http://host:port", for messages (never the key). */
+export const describeTarget = (target: Target): string => (isTcp(target) ? `at ${target.url}` : `on ${target}`)
+
+/**
+ * The team server named by the environment: `SWITCHBOARD_URL` (an http(s) URL; a path prefix is kept) with
+ * `SWITCHBOARD_API_KEY`, or undefined when `SWITCHBOARD_URL` is unset. A URL without a key, or one that is not
+ * http(s), fails with `config_invalid`.
+ */
+export const tcpTargetOf = (
+  env: Readonly<Record<string, string | undefined>> = process.env
+): Effect.Effect<TcpTarget | undefined, DaemonError> =>
+  Effect.suspend(() => {
+    const raw = env.SWITCHBOARD_URL?.trim() ?? ""
+    if (raw === "") return Effect.succeed(undefined)
+    const invalid = (message: string) => Effect.fail(new DaemonError({ reason: "config_invalid", message }))
+    let parsed: URL
+    try {
+      parsed = new URL(raw)
+    } catch {
+      return invalid("SWITCHBOARD_URL is not a URL (expected http://host:port)")
+    }
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+      return invalid("SWITCHBOARD_URL must be an http:// or https:// URL")
+    }
+    if (parsed.username !== "" || parsed.password !== "" || parsed.search !== "" || parsed.hash !== "") {
+      return invalid(
+        "SWITCHBOARD_URL must hold no credentials, query or fragment (the key goes in SWITCHBOARD_API_KEY)"
+      )
+    }
+    const key = env.SWITCHBOARD_API_KEY?.trim() ?? ""
+    if (key === "") {
+      return invalid("SWITCHBOARD_URL names a team server, which needs an API key: set SWITCHBOARD_API_KEY (sbk_…)")
+    }
+    const url = `${parsed.origin}${parsed.pathname.replace(/\/+$/u, "")}`
+    return Effect.succeed({ url, apiKey: Redacted.make(key) })
+  })
 
 export interface ClientOptions {
   /** Headers sent with every request. */
@@ -48,9 +104,19 @@ export class DaemonClient extends Context.Service<DaemonClient, HttpApiClient.Fo
   "@switchboard/daemon/Client/DaemonClient"
 ) {}
 
-/** An `HttpClient` whose connections go to the socket. */
-export const httpClientLayer = (socketPath: string): Layer.Layer<HttpClient.HttpClient> =>
-  NodeHttpClient.layerUndiciOptions({ connect: { socketPath } })
+/**
+ * An `HttpClient` whose connections go to the socket, or to a team server with its API key on every request (the
+ * `Authorization` header, redacted wherever headers are shown).
+ */
+export const httpClientLayer = (target: Target): Layer.Layer<HttpClient.HttpClient> =>
+  isTcp(target)
+    ? Layer.effect(
+        HttpClient.HttpClient,
+        Effect.map(Effect.service(HttpClient.HttpClient), (client) =>
+          HttpClient.mapRequest(client, HttpClientRequest.bearerToken(target.apiKey))
+        )
+      ).pipe(Layer.provide(NodeHttpClient.layerUndici))
+    : NodeHttpClient.layerUndiciOptions({ connect: { socketPath: target } })
 
 const principalHeaders = (principal: Principal.Principal): Record<string, string> => ({
   [Api.principalHeaders.org]: principal.org,
@@ -76,37 +142,64 @@ const configure =
       : withHeaders
   }
 
-/** Build the typed client on the provided `HttpClient`. */
-export const make = (options: ClientOptions = {}) =>
+/** Build the typed client on the provided `HttpClient` (requests to `baseUrl`, the socket's placeholder by default). */
+export const make = (options: ClientOptions = {}, baseUrl: string = BASE_URL) =>
   HttpApiClient.make(Api.Api, {
-    baseUrl: BASE_URL,
+    baseUrl,
     transformClient: configure(options)
   })
 
-/** The typed client over the socket. */
-export const layer = (socketPath: string, options: ClientOptions = {}): Layer.Layer<DaemonClient> =>
-  Layer.effect(DaemonClient, make(options)).pipe(Layer.provide(httpClientLayer(socketPath)))
+/** The typed client over the socket, or over TCP to a team server. */
+export const layer = (target: Target, options: ClientOptions = {}): Layer.Layer<DaemonClient> =>
+  Layer.effect(DaemonClient, make(options, baseUrlOf(target))).pipe(Layer.provide(httpClientLayer(target)))
 
-/** `/healthz`, or a `daemon_not_running` error saying why not. */
-export const health = (socketPath: string): Effect.Effect<Api.Health, DaemonError> =>
-  Effect.flatMap(HttpApiClient.make(Api.Api, { baseUrl: BASE_URL }), (client) => client.health()).pipe(
+/** The status of a response a client call failed on (an undeclared one, such as the TCP listener's 401). */
+const responseStatusOf = (error: unknown): number | undefined => {
+  if (!HttpClientError.isHttpClientError(error)) return undefined
+  const response = (error.reason as { readonly response?: { readonly status?: unknown } }).response
+  return typeof response?.status === "number" ? response.status : undefined
+}
+
+/** Whether the failure is the team server refusing the API key (401): `unauthorized`, not "not running". */
+const refusedKey = (target: Target, error: unknown): DaemonError | undefined =>
+  isTcp(target) && responseStatusOf(error) === 401
+    ? new DaemonError({
+        reason: "unauthorized",
+        message: `the Switchboard server ${describeTarget(target)} refused the API key (HTTP 401): check SWITCHBOARD_API_KEY (a key may have been revoked)`
+      })
+    : undefined
+
+/**
+ * `/healthz`, or a `daemon_not_running` error saying why not; over TCP, a refused API key is `unauthorized`
+ * (the team server checks the key on every route, `/healthz` included).
+ */
+export const health = (target: Target): Effect.Effect<Api.Health, DaemonError> =>
+  Effect.flatMap(HttpApiClient.make(Api.Api, { baseUrl: baseUrlOf(target) }), (client) => client.health()).pipe(
     Effect.mapError(
       (error) =>
+        refusedKey(target, error) ??
         new DaemonError({
           reason: "daemon_not_running",
-          message: `no daemon answers on ${socketPath}: ${describe(error)}`,
+          message: `no daemon answers ${describeTarget(target)}: ${describe(error)}`,
           cause: error
         })
     ),
-    Effect.provide(httpClientLayer(socketPath))
+    Effect.provide(httpClientLayer(target))
   )
 
-/** Whether a daemon answers `/healthz` on the socket within a second (for choosing embedded or daemon mode). */
-export const isRunning = (socketPath: string): Effect.Effect<boolean> =>
-  health(socketPath).pipe(
-    Effect.timeout("1 second"),
-    Effect.as(true),
-    Effect.orElseSucceed(() => false)
+/**
+ * Whether a daemon answers `/healthz` on the socket within a second (for choosing embedded or daemon mode). No
+ * socket file, no daemon: answered without loading the HTTP client, which an embedded command may never need.
+ */
+export const isRunning = (target: Target): Effect.Effect<boolean> =>
+  Effect.suspend(() =>
+    isTcp(target) || Fs.existsSync(target)
+      ? health(target).pipe(
+          Effect.timeout("1 second"),
+          Effect.as(true),
+          Effect.orElseSucceed(() => false)
+        )
+      : Effect.succeed(false)
   )
 
 const describe = (error: unknown): string => {
@@ -121,16 +214,21 @@ const describe = (error: unknown): string => {
 // ---------------------------------------------------------------------------------------------------------------
 // The Switchboard service through the daemon
 
-const unreachable = (socketPath: string, error: unknown) =>
-  new Errors.StoreError({
-    message: `cannot reach the Switchboard daemon on ${socketPath}: ${describe(error)}`,
-    details: { socket: socketPath },
+const unreachable = (target: Target, error: unknown) => {
+  const refused = refusedKey(target, error)
+  return new Errors.StoreError({
+    message:
+      refused === undefined
+        ? `cannot reach the Switchboard daemon ${describeTarget(target)}: ${describe(error)}`
+        : refused.message,
+    details: isTcp(target) ? { url: target.url } : { socket: target },
     cause: error
   })
+}
 
 /** Map whatever a client call failed with to the typed error the embedded service would give. */
 const toServiceError =
-  (socketPath: string) =>
+  (target: Target) =>
   (error: unknown): Errors.SwitchboardError => {
     for (const Class of Api.errorClasses) {
       if (error instanceof Class) return Api.toSwitchboardError(Api.statusOf(error), error.error)
@@ -138,11 +236,11 @@ const toServiceError =
     if (Schema.isSchemaError(error)) {
       // Requests are checked before they are sent (see `jsonInput`), so this is a response this client cannot read.
       return new Errors.StoreError({
-        message: `unexpected response from the Switchboard daemon on ${socketPath}: ${error.message}`,
+        message: `unexpected response from the Switchboard daemon ${describeTarget(target)}: ${error.message}`,
         cause: error
       })
     }
-    return unreachable(socketPath, error)
+    return unreachable(target, error)
   }
 
 /** A body as it goes on the wire: JSON. Input that JSON cannot carry fails like an invalid payload. */
@@ -164,10 +262,10 @@ const notOverSocket = (method: string, why: string) =>
   )
 
 /** The Switchboard service backed by a `DaemonClient`. */
-export const makeRemote = (socketPath: string) =>
+export const makeRemote = (target: Target) =>
   Effect.gen(function* () {
     const client = yield* DaemonClient
-    const mapError = toServiceError(socketPath)
+    const mapError = toServiceError(target)
     const call = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, Errors.SwitchboardError> =>
       Effect.mapError(effect, mapError)
 
@@ -231,14 +329,14 @@ export const makeRemote = (socketPath: string) =>
   })
 
 /**
- * The `Switchboard` service through the daemon on `socketPath`: the same methods and typed errors as the
+ * The `Switchboard` service through the daemon at `target`: the same methods and typed errors as the
  * embedded one. A daemon that cannot be reached is a `StoreError` naming the socket.
  */
 export const layerRemote = (
-  socketPath: string,
+  target: Target,
   options: ClientOptions = {}
 ): Layer.Layer<Switchboard.Switchboard | DaemonClient> =>
-  Layer.effect(Switchboard.Switchboard, makeRemote(socketPath)).pipe(Layer.provideMerge(layer(socketPath, options)))
+  Layer.effect(Switchboard.Switchboard, makeRemote(target)).pipe(Layer.provideMerge(layer(target, options)))
 
 // ---------------------------------------------------------------------------------------------------------------
 // Calling upstreams through the daemon
@@ -277,14 +375,14 @@ const contentLengthOf = (headers: Proxy.ProxyRequest["headers"]): number | undef
 }
 
 /** The daemon answered with its own error (JSON in the one error shape), or with something this client cannot read. */
-const daemonError = (socketPath: string, response: HttpClientResponse.HttpClientResponse) =>
+const daemonError = (target: Target, response: HttpClientResponse.HttpClientResponse) =>
   response.json.pipe(
     Effect.flatMap(Schema.decodeUnknownEffect(Schema.Struct({ error: Api.ErrorDetail }))),
     Effect.map((body) => Api.toSwitchboardError(response.status, body.error)),
     Effect.catch((cause) =>
       Effect.succeed(
         new Errors.StoreError({
-          message: `unexpected answer (HTTP ${response.status}) from the Switchboard daemon on ${socketPath}`,
+          message: `unexpected answer (HTTP ${response.status}) from the Switchboard daemon ${describeTarget(target)}`,
           cause
         })
       )
@@ -299,10 +397,10 @@ const brokenOff = (what: string) => () =>
   })
 
 /** `Proxy` through the daemon: the request body and the upstream's answer both stream over the socket. */
-export const makeRemoteProxy = (socketPath: string, options: ClientOptions = {}) =>
+export const makeRemoteProxy = (target: Target, options: ClientOptions = {}) =>
   Effect.gen(function* () {
     const http = configure(options)(yield* HttpClient.HttpClient)
-    const failWith = toServiceError(socketPath)
+    const failWith = toServiceError(target)
 
     const request = Effect.fn("RemoteProxy.request")(function* (connection: string, req: Proxy.ProxyRequest) {
       // Dot segments are resolved here as the embedded proxy does: a URL parser would otherwise resolve them
@@ -313,7 +411,7 @@ export const makeRemoteProxy = (socketPath: string, options: ClientOptions = {})
       const rawPath = question === -1 ? withoutHash : withoutHash.slice(0, question)
       const path = yield* Effect.fromResult(Proxy.normalisePath(rawPath))
       const search = question === -1 ? "" : withoutHash.slice(question)
-      const url = `${BASE_URL}/v1/connections/${encodeURIComponent(connection)}/proxy${path === "" ? "/" : path}${search}`
+      const url = `${baseUrlOf(target)}/v1/connections/${encodeURIComponent(connection)}/proxy${path === "" ? "/" : path}${search}`
       const query: Array<[string, string]> = []
       for (const [k, v] of Object.entries(req.query ?? {})) {
         for (const value of typeof v === "string" ? [v] : v) query.push([k, value])
@@ -330,7 +428,7 @@ export const makeRemoteProxy = (socketPath: string, options: ClientOptions = {})
         })
       }
       const response = yield* http.execute(outgoing).pipe(Effect.mapError(failWith))
-      if (response.headers[Api.upstreamHeader] === undefined) return yield* daemonError(socketPath, response)
+      if (response.headers[Api.upstreamHeader] === undefined) return yield* daemonError(target, response)
       const { [Api.upstreamHeader]: _marker, ...headers } = response.headers
       const answer: UpstreamResponse = {
         status: response.status,
@@ -350,11 +448,11 @@ const decodeEvent = Schema.decodeUnknownEffect(Schema.fromJsonString(Api.ToolCal
  * interrupting the call closes the request, which makes the daemon cancel it upstream. `toolsChanged` is not
  * offered over the socket (it never emits here).
  */
-export const makeRemoteTools = (socketPath: string, options: ClientOptions = {}) =>
+export const makeRemoteTools = (target: Target, options: ClientOptions = {}) =>
   Effect.gen(function* () {
     const client = yield* DaemonClient
     const http = configure(options)(yield* HttpClient.HttpClient)
-    const failWith = toServiceError(socketPath)
+    const failWith = toServiceError(target)
     const call = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, Errors.SwitchboardError> =>
       Effect.mapError(effect, failWith)
     const connectionOf = (ref: string) => call(client.connections.get({ params: { id: ref } }))
@@ -383,13 +481,13 @@ export const makeRemoteTools = (socketPath: string, options: ClientOptions = {})
           ? {}
           : { max_total_timeout_ms: callOptions.maxTotalTimeoutMillis })
       })
-      const url = `${BASE_URL}/v1/connectors/${encodeURIComponent(c.connector_id)}/tools/${encodeURIComponent(tool)}/call`
+      const url = `${baseUrlOf(target)}/v1/connectors/${encodeURIComponent(c.connector_id)}/tools/${encodeURIComponent(tool)}/call`
       const outgoing = HttpClientRequest.post(url, { accept: Api.ndjson }).pipe(
         HttpClientRequest.bodyJsonUnsafe(payload)
       )
       const response = yield* http.execute(outgoing).pipe(Effect.mapError(failWith))
       if (response.status !== 200 || !(response.headers["content-type"] ?? "").startsWith(Api.ndjson)) {
-        return yield* daemonError(socketPath, response)
+        return yield* daemonError(target, response)
       }
       let last: Api.ToolCallEvent | undefined
       yield* response.stream.pipe(
@@ -402,7 +500,7 @@ export const makeRemoteTools = (socketPath: string, options: ClientOptions = {})
             Effect.mapError(
               (cause) =>
                 new Errors.StoreError({
-                  message: `unexpected line in a streamed tool call from the daemon on ${socketPath}`,
+                  message: `unexpected line in a streamed tool call from the daemon ${describeTarget(target)}`,
                   cause
                 })
             ),
@@ -429,27 +527,42 @@ export const makeRemoteTools = (socketPath: string, options: ClientOptions = {})
   })
 
 /** `Explainer` through the daemon's explain route: the dry run uses the daemon's breaker state and DNS. */
-export const makeRemoteExplainer = (socketPath: string) =>
+export const makeRemoteExplainer = (target: Target) =>
   Effect.map(Effect.service(DaemonClient), (client) =>
     Explain.Explainer.of({
       explain: (connection, query = {}) =>
         Effect.flatMap(Validation.decode(Explain.ExplainQuery, "query")(query), (q) =>
-          Effect.mapError(client.explain.explain({ params: { id: connection }, query: q }), toServiceError(socketPath))
+          Effect.mapError(client.explain.explain({ params: { id: connection }, query: q }), toServiceError(target))
         )
     })
   )
 
+/** `ToolPinning` through the daemon's pin routes: the daemon lists, pins and approves. */
+export const makeRemotePinning = (target: Target) =>
+  Effect.map(Effect.service(DaemonClient), (client) =>
+    ToolPins.ToolPinning.of({
+      show: (connection) =>
+        Effect.mapError(client.toolPins.show({ params: { id: connection } }), toServiceError(target)),
+      approve: (connection, input = {}) =>
+        Effect.mapError(client.toolPins.approve({ params: { id: connection }, payload: input }), toServiceError(target))
+    })
+  )
+
 /**
- * The calling services through the daemon on `socketPath`: `Proxy` (bodies stream both ways) and `Tools` (progress
+ * The calling services through the daemon at `target`: `Proxy` (bodies stream both ways) and `Tools` (progress
  * and cancellation pass through), failing with the same typed errors as the embedded ones. With `layerRemote`, the
  * CLI and the MCP server work the same embedded or through the daemon.
  */
 export const layerRemoteCalls = (
-  socketPath: string,
+  target: Target,
   options: ClientOptions = {}
 ): Layer.Layer<Proxy.Proxy | Tools.Tools | DaemonClient> =>
   Layer.mergeAll(
-    Layer.effect(Proxy.Proxy, makeRemoteProxy(socketPath, options)),
-    Layer.effect(Tools.Tools, makeRemoteTools(socketPath, options)),
-    Layer.effect(Explain.Explainer, makeRemoteExplainer(socketPath))
-  ).pipe(Layer.provideMerge(Layer.effect(DaemonClient, make(options))), Layer.provide(httpClientLayer(socketPath)))
+    Layer.effect(Proxy.Proxy, makeRemoteProxy(target, options)),
+    Layer.effect(Tools.Tools, makeRemoteTools(target, options)),
+    Layer.effect(Explain.Explainer, makeRemoteExplainer(target)),
+    Layer.effect(ToolPins.ToolPinning, makeRemotePinning(target))
+  ).pipe(
+    Layer.provideMerge(Layer.effect(DaemonClient, make(options, baseUrlOf(target)))),
+    Layer.provide(httpClientLayer(target))
+  )

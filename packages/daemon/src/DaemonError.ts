@@ -1,7 +1,8 @@
 /**
  * Why the daemon could not start, stop or be reached: a socket already served by a live daemon, a socket
- * directory anyone else could get at, a bad configuration file, an I/O failure. Each has a stable `code` (its
- * reason) and a message that says what to do; the cause is kept for logs and never holds a secret.
+ * directory anyone else could get at, a bad configuration file, an I/O failure, a team server refusing the API key
+ * (`unauthorized`). Each has a stable `code` (its reason) and a message that says what to do; the cause is kept
+ * for logs and never holds a secret.
  */
 import * as Schema from "effect/Schema"
 
@@ -12,7 +13,8 @@ export class DaemonError extends Schema.TaggedError<DaemonError>()("DaemonError"
     "socket_insecure",
     "config_invalid",
     "io_error",
-    "stop_timeout"
+    "stop_timeout",
+    "unauthorized"
   ]),
   message: Schema.String,
   cause: Schema.optionalKey(Schema.Defect())

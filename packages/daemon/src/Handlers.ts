@@ -17,6 +17,7 @@ import { HttpApiBuilder } from "effect/http-api"
 import type * as Connection from "@switchboard/core/Connection"
 import type { CallOptions, McpTool, McpToolResult } from "@switchboard/core/McpUpstream"
 import * as Principal from "@switchboard/core/Principal"
+import * as ToolPins from "@switchboard/core/ToolPins"
 import * as Tools from "@switchboard/core/Tools"
 import * as Validation from "@switchboard/core/Validation"
 import { HttpEffect, HttpServerResponse } from "effect/http"
@@ -26,6 +27,7 @@ import * as Stream from "effect/Stream"
 // Connection tests
 import * as Testing from "@switchboard/core/Testing"
 import * as Schema from "effect/Schema"
+import * as ApiKeys from "./ApiKeys.ts"
 import * as Web from "./web/Web.ts"
 
 /** Run a service call for a handler: typed errors → API errors, defects → 500 `internal_error`. */
@@ -78,8 +80,15 @@ export const CredentialsLive = HttpApiBuilder.group(
   })
 )
 
-/** The API's answer to a created connection: the connection, with `oauth` when it needs an authorization. */
-export const createdView = (connected: OAuth.Connected): Api.CreatedConnection =>
+/**
+ * The API's answer to a created connection: the connection, with `oauth` when it needs an authorization. `pages`
+ * false (a caller on the TCP listener): no connector page URL, which is on this host's loopback and carries its
+ * dashboard secret; remote callers open `auth_url`.
+ */
+export const createdView = (
+  connected: OAuth.Connected,
+  options: { readonly pages?: boolean } = {}
+): Api.CreatedConnection =>
   connected.status === "created"
     ? connected.connection
     : {
@@ -89,7 +98,7 @@ export const createdView = (connected: OAuth.Connected): Api.CreatedConnection =
           auth_url: connected.auth_url,
           state_expires_at: connected.state_expires_at,
           // The daemon's connect page for this connection; null where no browser listener serves pages.
-          connector_page_url: Web.connectorPageUrl(connected.connection.id),
+          connector_page_url: options.pages === false ? null : Web.connectorPageUrl(connected.connection.id),
           login_command: connected.login_command,
           message: connected.message
         }
@@ -107,7 +116,10 @@ export const ConnectionsLive = HttpApiBuilder.group(
         run(
           Option.match(oauth, {
             onNone: () => sb.createConnection(params.id_or_name, payload),
-            onSome: (o) => Effect.map(o.connect(params.id_or_name, payload), createdView)
+            onSome: (o) =>
+              Effect.flatMap(o.connect(params.id_or_name, payload), (connected) =>
+                Effect.map(ApiKeys.Authenticated, (key) => createdView(connected, { pages: key === undefined }))
+              )
           })
         ),
       list: ({ query }) => run(sb.listConnections(query)),
@@ -338,6 +350,28 @@ export const ToolsLive = HttpApiBuilder.group(
   })
 )
 
+/**
+ * Tool-manifest pinning: `ToolPinning` comes with `Tools` (`Layers.withCalls`); without it the endpoints answer 500
+ * `calls_unavailable`.
+ */
+export const ToolPinsLive = HttpApiBuilder.group(
+  Api.Api,
+  "toolPins",
+  Effect.fn(function* (handlers) {
+    const found = yield* Effect.serviceOption(ToolPins.ToolPinning)
+    const pinning = Option.match(found, { onNone: () => Effect.fail(callsUnavailable), onSome: Effect.succeed })
+    return handlers.handleAll({
+      show: ({ params }) => Effect.flatMap(pinning, (p) => run(p.show(params.id))),
+      approve: ({ params, payload }) =>
+        Effect.gen(function* () {
+          const p = yield* pinning
+          const input = yield* run(Validation.decode(ToolPins.ApproveInput, "approval")(payload))
+          return yield* run(p.approve(params.id, input))
+        })
+    })
+  })
+)
+
 const oauthUnavailable = Api.makeError(
   500,
   "oauth_unavailable",
@@ -429,6 +463,7 @@ export const layer = Layer.mergeAll(
   ConnectionsLive,
   CallsLive,
   ToolsLive,
+  ToolPinsLive,
   OAuthLive,
   AuditLive,
   ExplainLive,

@@ -7,6 +7,7 @@
  * (created 0700), holding `switchboard.db`, `master.key`, `config.json` and `daemon.pid`. Socket:
  * `$SWITCHBOARD_SOCKET`, else `$XDG_RUNTIME_DIR/switchboard/switchboard.sock`, else `<data dir>/switchboard.sock`.
  */
+import * as Cassette from "@switchboard/adapters/cassette"
 import * as Http from "@switchboard/adapters/http"
 import * as Mcp from "@switchboard/adapters/mcp"
 import * as OAuthAdapter from "@switchboard/adapters/oauth"
@@ -18,6 +19,7 @@ import type { SealError, StoreError } from "@switchboard/core/Errors"
 import type { StoreServices } from "@switchboard/core/Facade"
 import * as OAuth from "@switchboard/core/OAuth"
 import type { OAuthStateStore } from "@switchboard/core/OAuthStateStore"
+import type { ApiKeyStore } from "@switchboard/core/ApiKeyStore"
 import * as Principal from "@switchboard/core/Principal"
 import * as Proxy from "@switchboard/core/Proxy"
 import * as Switchboard from "@switchboard/core/Switchboard"
@@ -32,6 +34,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { DaemonError, errnoOf, io } from "./DaemonError.ts"
 import * as KeyRotation from "./KeyRotation.ts"
+import * as TeamServer from "./TeamServer.ts"
 
 export type Env = Readonly<Record<string, string | undefined>>
 
@@ -127,7 +130,18 @@ export const ConfigFile = Schema.Struct({
   /** The 127.0.0.1 port of the browser-facing listener (the OAuth callback); an ephemeral one when absent. */
   oauth_callback_port: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65_535 }))),
   /** An https URL serving this client's OAuth metadata document (used where servers support client ID documents). */
-  oauth_client_metadata_url: Schema.optionalKey(Schema.String)
+  oauth_client_metadata_url: Schema.optionalKey(Schema.String),
+  /** Also serve the API on TCP at `host:port`, behind API keys (a team server); `--listen` wins over it. */
+  listen: Schema.optionalKey(TeamServer.ListenAddress),
+  /**
+   * A team server's public origin (`https://switchboard.example.com`, or http on loopback): OAuth flows redirect to
+   * `<public_url>/v1/oauth/callback`, served on the TCP listener (`listen`), instead of the loopback browser listener.
+   */
+  public_url: Schema.optionalKey(Schema.String),
+  /** Where the data lives: `postgres://…` for a shared PostgreSQL; the data directory's SQLite file when absent. */
+  store_url: Schema.optionalKey(
+    Schema.String.check(Schema.isPattern(/^postgres(ql)?:\/\//u, { message: "expected a postgres:// URL" }))
+  )
 })
 export type ConfigFile = typeof ConfigFile.Type
 
@@ -137,6 +151,29 @@ export interface DaemonConfig {
   readonly allowPrivateNetwork: boolean
   readonly oauthCallbackPort?: number | undefined
   readonly oauthClientMetadataUrl?: string | undefined
+  /** The TCP address of the team server's listener (`listen`). */
+  readonly listen?: TeamServer.Address | undefined
+  /** `store_url` of config.json, or `SWITCHBOARD_STORE_URL` over it. */
+  readonly storeUrl?: string | undefined
+  /** `public_url` of config.json: the team server's origin, without a trailing slash. */
+  readonly publicUrl?: string | undefined
+}
+
+/**
+ * A `public_url`: an origin (no path, query, fragment or user info), https, or http on loopback only (the rule
+ * for OAuth redirect URIs); without its trailing slash. A message saying what is wrong otherwise.
+ */
+export const checkPublicUrl = (text: string): { readonly url: string } | { readonly error: string } => {
+  if (!URL.canParse(text)) return { error: "public_url is not an absolute URL" }
+  const url = new URL(text)
+  const loopback = url.hostname === "127.0.0.1" || url.hostname === "[::1]" || url.hostname === "localhost"
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {
+    return { error: "public_url must be https (plain http only on loopback)" }
+  }
+  if (url.pathname !== "/" || url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
+    return { error: "public_url must be an origin only (https://host[:port]), without path, query or user info" }
+  }
+  return { url: url.origin }
 }
 
 export const defaultShutdownTimeoutMs = 10_000
@@ -146,6 +183,11 @@ const parseFlag = (value: string): boolean | undefined => {
   if (["1", "true", "yes", "on"].includes(v)) return true
   if (["0", "false", "no", "off", ""].includes(v)) return false
   return undefined
+}
+
+const storeUrlOf = (file: ConfigFile, env: Env): { readonly storeUrl?: string } => {
+  const url = nonEmpty(env.SWITCHBOARD_STORE_URL) ?? file.store_url
+  return url === undefined ? {} : { storeUrl: url }
 }
 
 /** The daemon configuration: `config.json` (optional), then `SWITCHBOARD_TRUST_HEADERS` over it. */
@@ -183,12 +225,23 @@ export const readConfig = Effect.fn("Layers.readConfig")(function* (paths: Paths
     }
     trustHeaders = flag
   }
+  let publicUrl: string | undefined
+  if (file.public_url !== undefined) {
+    const checked = checkPublicUrl(file.public_url)
+    if ("error" in checked) {
+      return yield* new DaemonError({ reason: "config_invalid", message: `${paths.config}: ${checked.error}` })
+    }
+    publicUrl = checked.url
+  }
   return {
     trustHeaders,
     shutdownTimeoutMs: file.shutdown_timeout_ms ?? defaultShutdownTimeoutMs,
     allowPrivateNetwork: file.allow_private_network ?? false,
     ...(file.oauth_callback_port === undefined ? {} : { oauthCallbackPort: file.oauth_callback_port }),
-    ...(file.oauth_client_metadata_url === undefined ? {} : { oauthClientMetadataUrl: file.oauth_client_metadata_url })
+    ...(file.oauth_client_metadata_url === undefined ? {} : { oauthClientMetadataUrl: file.oauth_client_metadata_url }),
+    ...(file.listen === undefined ? {} : { listen: TeamServer.parseAddress(file.listen) }),
+    ...(publicUrl === undefined ? {} : { publicUrl }),
+    ...storeUrlOf(file, env)
   } satisfies DaemonConfig
 })
 
@@ -224,7 +277,15 @@ export interface StoreOptions {
   readonly kind: StoreKind
   readonly paths: Paths
   readonly env?: Env | undefined
+  /** A `postgres://…` URL (`store_url`): the shared PostgreSQL store instead of the SQLite file (not memory). */
+  readonly storeUrl?: string | undefined
 }
+
+const postgresUrlOf = (options: StoreOptions): string | undefined =>
+  options.kind === "sqlite" ? options.storeUrl : undefined
+
+// The PostgreSQL adapter (and its driver) is loaded only by a process configured for it, not by every CLI start.
+const loadPostgres = Effect.promise(() => import("@switchboard/adapters/postgres"))
 
 /**
  * The master key (`SWITCHBOARD_MASTER_KEY`, `SWITCHBOARD_PASSPHRASE`, or `<home>/master.key`) and the sealer on it;
@@ -234,14 +295,57 @@ export const sealerLayer = (paths: Paths, env: Env = process.env) =>
   Sodium.Sealer.layer.pipe(Layer.provide(Sodium.KeyProvider.layerConfig(KeyRotation.configOf({ paths }, env))))
 
 /** The four store ports: the sealed SQLite file of the data directory, or memory (tests, throwaway runs). */
-export const storeLayer = (options: StoreOptions): Layer.Layer<StoreServices, StoreError | SealError> =>
-  options.kind === "memory"
+export const storeLayer = (options: StoreOptions): Layer.Layer<StoreServices, StoreError | SealError> => {
+  const url = postgresUrlOf(options)
+  if (url !== undefined) {
+    return Layer.unwrap(
+      Effect.map(loadPostgres, (Postgres) =>
+        // With its `ToolPins` on the same pool, like the SQLite store's (tool-manifest pinning on a team server).
+        Layer.merge(Postgres.layerFromDatabase(), Postgres.ToolPins.layer).pipe(
+          Layer.provide(Layer.merge(Postgres.Database.layer({ url }), sealerLayer(options.paths, options.env)))
+        )
+      )
+    )
+  }
+  return options.kind === "memory"
     ? Memory.layer
     : Sqlite.layer({ filename: options.paths.database }).pipe(Layer.provide(sealerLayer(options.paths, options.env)))
+}
+
+/**
+ * The bundle store (`switchboard export` / `import`) on the data directory's database, sealed with its master key;
+ * the database is opened, its key proved and migrated like the other stores'. With `store_url` (given, or read from
+ * config.json and `SWITCHBOARD_STORE_URL` when absent), the team server's PostgreSQL database instead.
+ */
+export const bundleStoreLayer = (options: Omit<StoreOptions, "kind">) =>
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const url = options.storeUrl ?? (yield* readConfig(options.paths, options.env ?? process.env)).storeUrl
+      if (url !== undefined) {
+        const Postgres = yield* loadPostgres
+        return Postgres.BundleStore.layer.pipe(
+          Layer.provide(Layer.merge(Postgres.Database.layer({ url }), sealerLayer(options.paths, options.env)))
+        )
+      }
+      return Sqlite.BundleStore.layer.pipe(
+        Layer.provide(
+          Layer.merge(
+            Sqlite.Database.layer({
+              filename: options.paths.database,
+              schemaVersion: Sqlite.Migrations.latestVersion
+            }),
+            sealerLayer(options.paths, options.env)
+          )
+        )
+      )
+    })
+  )
 
 /** The Switchboard service on the chosen store. */
+// The store ports stay in the context (provideMerge): the calling services built on top (`withCalls`) find the
+// optional ones there, e.g. `ToolPins` for tool-manifest pinning.
 export const switchboardLayer = (options: StoreOptions): Layer.Layer<Switchboard.Switchboard, StoreError | SealError> =>
-  Switchboard.layer.pipe(Layer.provide(storeLayer(options)))
+  Switchboard.layer.pipe(Layer.provideMerge(storeLayer(options)))
 
 /** The outbound adapters: system DNS, the SSRF-guarded HTTP client and the pooled MCP client. */
 export const upstreamLayer = (options: { readonly allowPrivateNetwork: boolean }) =>
@@ -278,25 +382,65 @@ export const explainLayer = (options: { readonly allowPrivateNetwork: boolean })
  */
 export const withCalls = <E, R>(
   switchboard: Layer.Layer<Switchboard.Switchboard, E, R>,
-  options: { readonly allowPrivateNetwork: boolean }
-): Layer.Layer<Services, E, R> =>
-  Layer.mergeAll(Proxy.layer, Tools.layer, testingLayer(options), explainLayer(options)).pipe(
-    Layer.provide(upstreamLayer(options)),
-    Layer.provideMerge(switchboard)
+  options: { readonly allowPrivateNetwork: boolean; readonly cassette?: CassetteOptions | undefined }
+): Layer.Layer<Services, E | DaemonError, R> =>
+  Layer.mergeAll(
+    Layer.mergeAll(Proxy.layer, Tools.layer).pipe(Layer.provide(callingUpstreamLayer(options))),
+    testingLayer(options),
+    explainLayer(options)
+  ).pipe(Layer.provideMerge(switchboard))
+
+/** `--record <dir>` / `--replay <dir>`: the proxy's and MCP tools' traffic recorded into, or replayed from, cassettes. */
+export interface CassetteOptions {
+  readonly mode: "record" | "replay"
+  readonly dir: string
+}
+
+/**
+ * The upstreams of the proxy and MCP tools: the real adapters, the real ones recorded, or cassettes replayed (no
+ * network, DNS or credentials). Connection tests and explain keep the real adapters.
+ */
+const callingUpstreamLayer = (options: {
+  readonly allowPrivateNetwork: boolean
+  readonly cassette?: CassetteOptions | undefined
+}) => {
+  const cassette = options.cassette
+  if (cassette === undefined) return upstreamLayer(options)
+  const dir = Path.resolve(cassette.dir)
+  const layer =
+    cassette.mode === "record"
+      ? Cassette.layerRecord(dir).pipe(Layer.provide(upstreamLayer(options)))
+      : Cassette.layerReplay(dir)
+  return layer.pipe(
+    Layer.catchTag("CassetteError", (error) =>
+      Layer.effectContext(
+        Effect.fail(
+          new DaemonError({
+            reason: error.reason === "cassette_unwritable" ? "io_error" : "config_invalid",
+            message: error.message,
+            cause: error.cause
+          })
+        )
+      )
+    )
   )
+}
 
 /**
  * The embedded Switchboard on a data directory (what the CLI uses when no daemon runs): the directory is created
- * (0700) first.
+ * (0700) first; the store is the one the daemon would use (`store_url` of config.json when set).
  */
 export const embedded = (
   options: PathOptions & { readonly store?: StoreKind | undefined } = {}
 ): Layer.Layer<Switchboard.Switchboard, StoreError | SealError | DaemonError> => {
   const paths = resolvePaths(options)
+  const env = options.env ?? process.env
+  // The store the daemon would use: `store_url` (a team server's PostgreSQL) when configured.
   return Layer.unwrap(
-    Effect.as(
-      ensureDataDir(paths),
-      switchboardLayer({ kind: options.store ?? "sqlite", paths, env: options.env ?? process.env })
+    Effect.andThen(ensureDataDir(paths), readConfig(paths, env)).pipe(
+      Effect.map((config) =>
+        switchboardLayer({ kind: options.store ?? "sqlite", paths, env, storeUrl: config.storeUrl })
+      )
     )
   )
 }
@@ -312,18 +456,35 @@ export interface OAuthOptions {
   readonly clientMetadataUrl?: string | undefined
 }
 
-/** The four store ports and the OAuth state store beside them (the same SQLite file, sealed with the same key). */
+/**
+ * The four store ports, the OAuth state store and the API keys beside them (the same SQLite file, sealed with
+ * the same key).
+ */
 export const oauthStoreLayer = (
   options: StoreOptions
-): Layer.Layer<StoreServices | OAuthStateStore, StoreError | SealError> => {
-  if (options.kind === "memory") return Layer.merge(Memory.layer, OAuthAdapter.StateStore.layerMemory)
+): Layer.Layer<StoreServices | OAuthStateStore | ApiKeyStore, StoreError | SealError> => {
+  if (options.kind === "memory") {
+    return Layer.mergeAll(Memory.layer, OAuthAdapter.StateStore.layerMemory, Memory.ApiKeyStore.layer)
+  }
+  const url = postgresUrlOf(options)
+  if (url !== undefined) {
+    return Layer.unwrap(
+      Effect.map(loadPostgres, (Postgres) =>
+        Layer.mergeAll(Postgres.layerFromDatabase(), Postgres.ApiKeyStore.layer, Postgres.ToolPins.layer).pipe(
+          Layer.provide(Layer.merge(Postgres.Database.layer({ url }), sealerLayer(options.paths, options.env)))
+        )
+      )
+    )
+  }
   const database = Sqlite.Database.layer({
     filename: options.paths.database,
     schemaVersion: Sqlite.Migrations.latestVersion
   })
-  return Layer.mergeAll(Sqlite.Store.layerFromDatabase(), OAuthAdapter.StateStore.layerSqlite).pipe(
-    Layer.provide(Layer.merge(database, sealerLayer(options.paths, options.env)))
-  )
+  return Layer.mergeAll(
+    Sqlite.Store.layerFromDatabase(),
+    OAuthAdapter.StateStore.layerSqlite,
+    Sqlite.ApiKeyStore.layerSqlite
+  ).pipe(Layer.provide(Layer.merge(database, sealerLayer(options.paths, options.env))))
 }
 
 /**

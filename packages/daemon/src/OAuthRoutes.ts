@@ -7,7 +7,7 @@
  * `Host`. Pages are server-rendered HTML with a strict CSP and no
  * script, never cached; the callback's result page shows the connector and account or the error, never a token.
  */
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import type { SwitchboardError } from "@switchboard/core/Errors"
 import * as OAuth from "@switchboard/core/OAuth"
 import * as Cause from "effect/Cause"
@@ -48,39 +48,45 @@ export interface ListenerOptions {
 
 const param = (url: URL, name: string) => url.searchParams.get(name) ?? undefined
 
+/** Complete the flow the callback's query names (its single-use state authenticates it); the result page. */
+const completeCallback = (
+  request: { readonly url: string },
+  onCallback: ListenerOptions["onCallback"]
+): Effect.Effect<ReturnType<typeof page>, never, OAuth.OAuth> =>
+  Effect.gen(function* () {
+    const url = new URL(request.url, "http://127.0.0.1")
+    const oauth = yield* OAuth.OAuth
+    const exit = yield* Effect.exit(
+      oauth.complete({
+        state: param(url, "state"),
+        code: param(url, "code"),
+        error: param(url, "error"),
+        error_description: param(url, "error_description"),
+        iss: param(url, "iss")
+      })
+    )
+    if (onCallback !== undefined) yield* onCallback(exit)
+    if (Exit.isSuccess(exit)) {
+      const { connector, account_label } = exit.value
+      return Web.respond(200, Pages.resultPage({ ok: true, connector, account: account_label }))
+    }
+    const error = Cause.findErrorOption(exit.cause)
+    if (error._tag === "Some") {
+      return Web.respond(
+        error.value.status,
+        Pages.resultPage({ ok: false, message: error.value.message, code: error.value.code })
+      )
+    }
+    yield* Effect.logError("the OAuth callback failed with a defect", exit.cause)
+    return Web.respond(500, Pages.resultPage({ ok: false, message: "Internal error; see the log." }))
+  })
+
 const routes = (cell: { port: number | undefined }, options: ListenerOptions) =>
   Layer.mergeAll(
     HttpRouter.add("GET", callbackPath, (request) =>
-      Effect.gen(function* () {
-        if (cell.port === undefined || !hostAllowed(request.headers["host"], cell.port)) {
-          return page(421, "Wrong address", "This page is served only at its own loopback address.")
-        }
-        const url = new URL(request.url, "http://127.0.0.1")
-        const oauth = yield* OAuth.OAuth
-        const exit = yield* Effect.exit(
-          oauth.complete({
-            state: param(url, "state"),
-            code: param(url, "code"),
-            error: param(url, "error"),
-            error_description: param(url, "error_description"),
-            iss: param(url, "iss")
-          })
-        )
-        if (options.onCallback !== undefined) yield* options.onCallback(exit)
-        if (Exit.isSuccess(exit)) {
-          const { connector, account_label } = exit.value
-          return Web.respond(200, Pages.resultPage({ ok: true, connector, account: account_label }))
-        }
-        const error = Cause.findErrorOption(exit.cause)
-        if (error._tag === "Some") {
-          return Web.respond(
-            error.value.status,
-            Pages.resultPage({ ok: false, message: error.value.message, code: error.value.code })
-          )
-        }
-        yield* Effect.logError("the OAuth callback failed with a defect", exit.cause)
-        return Web.respond(500, Pages.resultPage({ ok: false, message: "Internal error; see the log." }))
-      })
+      cell.port === undefined || !hostAllowed(request.headers["host"], cell.port)
+        ? Effect.succeed(page(421, "Wrong address", "This page is served only at its own loopback address."))
+        : completeCallback(request, options.onCallback)
     ),
     Web.styleRoute(cell),
     options.web === undefined ? Layer.empty : Web.routes(cell, options.web),
@@ -92,6 +98,26 @@ const routes = (cell: { port: number | undefined }, options: ListenerOptions) =>
       )
     )
   )
+
+/**
+ * The OAuth redirect URI of a team server with a `public_url` (`https://switchboard.example.com`): its callback path.
+ */
+export const publicCallbackUrl = (publicUrl: string): string => `${publicUrl}${callbackPath}`
+
+/**
+ * The OAuth callback on a team server's TCP listener, for `public_url`: served without an API key (the single-use
+ * state in the query authenticates it; `ApiKeys.middlewareWith` lets this one GET path through) and only for a
+ * `Host` that is `public_url`'s own, as a fronting proxy passes it on (421 otherwise, against DNS rebinding). Needs
+ * the `OAuth` service.
+ */
+export const publicCallbackRoute = (publicUrl: string) => {
+  const own = new URL(publicUrl).host.toLowerCase()
+  return HttpRouter.add("GET", callbackPath, (request) =>
+    request.headers["host"]?.toLowerCase() === own
+      ? completeCallback(request, undefined)
+      : Effect.succeed(page(421, "Wrong address", `This page is served only at ${publicUrl}.`))
+  )
+}
 
 /**
  * Listen on 127.0.0.1 for the OAuth callback while the layer lives; provides where it listens. Needs the `OAuth`

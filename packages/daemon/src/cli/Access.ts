@@ -1,5 +1,6 @@
 /**
- * How CLI commands reach a Switchboard: embedded on the data directory, or through a running daemon. The
+ * How CLI commands reach a Switchboard: embedded on the data directory, or through a running daemon (on the data
+ * directory's socket, or a team server on TCP when `SWITCHBOARD_URL` and `SWITCHBOARD_API_KEY` name one). The
  * commands only see the `Switchboard` service (and `Proxy` and `Tools` for the commands that call upstreams); the
  * `Access` service decides where they come from, so tests can hand the CLI an in-memory Switchboard and the
  * binary the real one.
@@ -18,6 +19,8 @@ export interface AccessOptions {
   /** The data directory; `$SWITCHBOARD_HOME` or the XDG default when absent. */
   readonly home: string | undefined
   readonly via: Via
+  /** Record or replay upstream traffic (`--record`/`--replay`): the calls then run embedded. */
+  readonly cassette?: Layers.CassetteOptions | undefined
 }
 
 export class Access extends Context.Service<
@@ -32,29 +35,44 @@ export class Access extends Context.Service<
   }
 >()("@switchboard/daemon/cli/Access") {}
 
-/** Through the daemon when one answers on the socket (or when `--via daemon` insists), else embedded. */
+/**
+ * Through the daemon when one answers on the socket (or when `--via daemon` insists), else embedded. A team server
+ * named by `SWITCHBOARD_URL` is used for `auto` and `daemon` alike, and never silently replaced by the local data
+ * directory: unreachable, or refusing the key (`unauthorized`), the command fails.
+ */
 const choose = <A>(
   options: AccessOptions,
   socket: string,
-  remote: Layer.Layer<A, unknown>,
+  remote: (target: Client.Target) => Layer.Layer<A, unknown>,
   local: Layer.Layer<A, unknown>
 ): Layer.Layer<A, unknown> => {
   if (options.via === "embedded") return local
-  if (options.via === "daemon") {
-    return Layer.unwrap(
-      Effect.flatMap(Client.isRunning(socket), (running) =>
-        running
-          ? Effect.succeed(remote)
-          : Effect.fail(
-              new DaemonError({
-                reason: "daemon_not_running",
-                message: `no daemon answers on ${socket}; start one with: switchboard daemon start --detach`
-              })
-            )
-      )
-    )
-  }
-  return Layer.unwrap(Effect.map(Client.isRunning(socket), (running) => (running ? remote : local)))
+  return Layer.unwrap(
+    Effect.gen(function* () {
+      const tcp = yield* Client.tcpTargetOf()
+      if (tcp !== undefined) {
+        yield* Client.health(tcp).pipe(
+          Effect.timeoutOrElse({
+            duration: "10 seconds",
+            orElse: () =>
+              Effect.fail(
+                new DaemonError({
+                  reason: "daemon_not_running",
+                  message: `the Switchboard server ${Client.describeTarget(tcp)} did not answer within 10 seconds`
+                })
+              )
+          })
+        )
+        return remote(tcp)
+      }
+      if (yield* Client.isRunning(socket)) return remote(socket)
+      if (options.via !== "daemon") return local
+      return yield* new DaemonError({
+        reason: "daemon_not_running",
+        message: `no daemon answers on ${socket}; start one with: switchboard daemon start --detach`
+      })
+    })
+  )
 }
 
 /**
@@ -66,17 +84,37 @@ export const layerLive = Layer.succeed(
   Access.of({
     layer: (options) => {
       const paths = Layers.resolvePaths({ home: options.home })
-      return choose(options, paths.socket, Client.layerRemote(paths.socket), Layers.embedded({ home: options.home }))
+      return choose(
+        options,
+        paths.socket,
+        (target) => Client.layerRemote(target),
+        Layers.embedded({ home: options.home })
+      )
     },
     calls: (options) => {
       const paths = Layers.resolvePaths({ home: options.home })
-      const remote = Layer.merge(Client.layerRemote(paths.socket), Client.layerRemoteCalls(paths.socket))
+      const remote = (target: Client.Target) => Layer.merge(Client.layerRemote(target), Client.layerRemoteCalls(target))
       // Embedded, the daemon configuration's network switch applies as it would in the daemon.
       const local = Layer.unwrap(
         Effect.map(Layers.readConfig(paths), (config) =>
-          Layers.withCalls(Layers.embedded({ home: options.home }), { allowPrivateNetwork: config.allowPrivateNetwork })
+          Layers.withCalls(Layers.embedded({ home: options.home }), {
+            allowPrivateNetwork: config.allowPrivateNetwork,
+            cassette: options.cassette
+          })
         )
       )
+      if (options.cassette !== undefined) {
+        // The daemon makes its own upstream calls: recording or replaying here means calling embedded.
+        if (options.via !== "daemon") return local
+        return Layer.effectContext(
+          Effect.fail(
+            new DaemonError({
+              reason: "config_invalid",
+              message: `--${options.cassette.mode} runs the calls embedded, not through the daemon: drop --via daemon, or start the daemon with --${options.cassette.mode}`
+            })
+          )
+        )
+      }
       return choose(options, paths.socket, remote, local)
     }
   })

@@ -9,6 +9,7 @@ import { Command, Flag } from "effect/cli"
 import * as Path from "node:path"
 import * as Daemon from "../Daemon.ts"
 import * as Layers from "../Layers.ts"
+import * as CassetteFlags from "./CassetteFlags.ts"
 import { root } from "./Commands.ts"
 import * as Output from "./Output.ts"
 
@@ -28,16 +29,32 @@ const start = Command.make(
     store: Flag.Literals("store", ["sqlite", "memory"]).pipe(
       Flag.withDescription("memory keeps nothing after the daemon stops"),
       Flag.withDefault("sqlite")
-    )
+    ),
+    listen: Flag.String("listen").pipe(
+      Flag.withDescription("Also serve the API on TCP at host:port, behind API keys (a team server; TLS by a proxy)"),
+      Flag.optional
+    ),
+    record: CassetteFlags.record,
+    replay: CassetteFlags.replay
   },
-  Effect.fn(function* ({ detach, logFile, store }) {
+  Effect.fn(function* ({ detach, logFile, store, listen, record, replay }) {
     const flags = yield* root
+    const cassette = yield* CassetteFlags.cassetteOf({ record, replay })
     const home = Option.getOrUndefined(flags.home)
     if (detach) {
       const paths = Layers.resolvePaths({ home })
       yield* Layers.ensureDataDir(paths)
       const log = Option.getOrElse(logFile, () => Path.join(paths.home, "daemon.log"))
-      const args = [binPath, ...(home === undefined ? [] : ["--home", home]), "daemon", "start", "--store", store]
+      const args = [
+        binPath,
+        ...(home === undefined ? [] : ["--home", home]),
+        "daemon",
+        "start",
+        "--store",
+        store,
+        ...(Option.isSome(listen) ? ["--listen", listen.value] : []),
+        ...CassetteFlags.argsOf(cassette)
+      ]
       const health = yield* Daemon.spawnDetached({ command: process.execPath, args, home, logFile: log })
       const { dashboard_url } = yield* Daemon.status({ home })
       yield* Output.print(
@@ -49,7 +66,13 @@ const start = Command.make(
       )
       return
     }
-    return yield* Daemon.runDaemon({ home, store, logFile: Option.getOrUndefined(logFile) })
+    return yield* Daemon.runDaemon({
+      home,
+      store,
+      logFile: Option.getOrUndefined(logFile),
+      listen: Option.getOrUndefined(listen),
+      cassette
+    })
   })
 ).pipe(Command.withDescription("Start the daemon (foreground unless --detach)"))
 
@@ -62,6 +85,7 @@ const status = Command.make(
     yield* Output.print(flags.json, s, () =>
       s.healthy
         ? `running (pid ${s.pid}, version ${s.version}) on ${s.socket}` +
+          (s.tcp_address === null ? "" : `\nTCP (API keys): http://${s.tcp_address}`) +
           (s.oauth_callback_url === null ? "" : `\nOAuth callback: ${s.oauth_callback_url}`) +
           (s.dashboard_url === null ? "" : `\nDashboard: ${s.dashboard_url}`)
         : s.running

@@ -64,7 +64,14 @@ const isDaemonError = Schema.is(DaemonError)
 export const describeFailure = (error: unknown): { readonly body: Errors.ErrorBody; readonly exitCode: number } => {
   if (isSwitchboardError(error)) return { body: Errors.toErrorBody(error), exitCode: exitCodeOf(error.status) }
   if (isDaemonError(error)) {
-    const exitCode = error.reason === "daemon_not_running" ? 3 : error.reason === "daemon_running" ? 4 : 1
+    const exitCode =
+      error.reason === "daemon_not_running"
+        ? 3
+        : error.reason === "daemon_running"
+          ? 4
+          : error.reason === "unauthorized"
+            ? 5
+            : 1
     return { body: { error: { code: error.code, message: error.message } }, exitCode }
   }
   return { body: { error: { code: "internal_error", message: "unexpected failure; see the log" } }, exitCode: 1 }
