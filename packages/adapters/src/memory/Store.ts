@@ -12,11 +12,15 @@ import * as ConnectorStore from "@switchboard/core/ConnectorStore"
 import type * as Credential from "@switchboard/core/Credential"
 import * as CredentialVault from "@switchboard/core/CredentialVault"
 import { ConnectorInUse, ConnectorNotFound, NameTaken, VersionConflict } from "@switchboard/core/Errors"
+import * as Bundle from "@switchboard/core/Bundle"
+import * as ToolPins from "@switchboard/core/ToolPins"
+import type * as Redacted from "effect/Redacted"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { createHash } from "node:crypto"
+import { sha256 } from "../internal/digest.ts"
+import * as MemoryToolPins from "./ToolPins.ts"
 
 interface ConnectionRow {
   readonly connection: Connection.Connection
@@ -33,8 +37,6 @@ interface State {
   /** org → the hash chain of its audit records (see `AuditChain`) */
   readonly chain: Map<string, Array<AuditChain.Link>>
 }
-
-const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
 
 const byOrg = <V>(map: Map<string, Map<string, V>>, org: string): Map<string, V> => {
   let inner = map.get(org)
@@ -261,11 +263,91 @@ export const make = Effect.sync(() => {
     digest: sha256
   })
 
+  // Bundles: a plan is made and checked whole before anything changes, so a failed import changes nothing.
+  let recipient: Redacted.Redacted<Uint8Array> | undefined
+  const bundles = Bundle.BundleStore.of({
+    gather: (org, query) =>
+      Effect.suspend(() => {
+        let all = [...byOrg(state.connectors, org).values()].sort((a, b) => (latest(a).id < latest(b).id ? -1 : 1))
+        const wanted = query.connectors ?? []
+        if (wanted.length > 0) {
+          const missing = wanted.filter((name) => !all.some((v) => latest(v).name === name))
+          if (missing.length > 0) {
+            return Effect.fail(
+              new ConnectorNotFound({
+                message: `no connector named ${missing.join(", ")}`,
+                details: { connectors: missing }
+              })
+            )
+          }
+          all = all.filter((v) => wanted.includes(latest(v).name))
+        }
+        const ids = new Set(all.map((v) => latest(v).id))
+        return Effect.succeed({
+          connectors: all.map((versions) => ({ versions: [...versions] })),
+          credentials: [...state.credentials.values()]
+            .filter((c) => ids.has(c.connector_id) && c.owner.org === org)
+            .sort((a, b) => (a.id < b.id ? -1 : 1)),
+          connections: sortedAfter(
+            [...byOrg(state.connections, org).values()].map((r) => ({ id: r.connection.id, row: r })),
+            undefined
+          )
+            .filter(({ row }) => ids.has(row.connection.connector_id))
+            .map(({ row }) => ({ connection: row.connection, ...row.secrets }))
+        } satisfies Bundle.Gathered)
+      }),
+    restore: (contents, target, mode) =>
+      Effect.gen(function* () {
+        const existing: Bundle.Existing = {
+          connectors: [...state.connectors.entries()].flatMap(([org, byId]) =>
+            [...byId.values()].map((v) => ({ id: latest(v).id, org, name: latest(v).name, version: latest(v).version }))
+          ),
+          credentials: [...state.credentials.values()].map((c) => ({
+            id: c.id,
+            connector_id: c.connector_id,
+            scope: c.scope,
+            owner: c.owner,
+            name: c.name
+          })),
+          connections: [...state.connections.values()].flatMap((rows) =>
+            [...rows.values()].map(({ connection: c }) => ({
+              id: c.id,
+              org: c.org,
+              name: c.name,
+              connector_id: c.connector_id,
+              connector_version: c.connector_version
+            }))
+          )
+        }
+        const plan = yield* Bundle.plan(contents, existing, target, mode)
+        const here = byOrg(state.connectors, target.org)
+        for (const { versions } of plan.connectors) here.set(latest(versions).id, [...versions])
+        for (const { credential, replaces } of plan.credentials) {
+          if (replaces !== undefined) {
+            for (const [key, c] of state.credentials) if (c.id === replaces) state.credentials.delete(key)
+          }
+          state.credentials.set(credentialKey({ connectorId: credential.connector_id, ...credential }), credential)
+        }
+        const rows = byOrg(state.connections, target.org)
+        for (const { connection, secrets, replaces } of plan.connections) {
+          if (replaces !== undefined) rows.delete(replaces)
+          rows.set(connection.id, { connection, secrets })
+        }
+        return plan.report
+      }),
+    recipientSecret: (create) =>
+      recipient !== undefined
+        ? Effect.succeed(recipient)
+        : Effect.tap(create, (made) => Effect.sync(() => void (recipient = made)))
+  })
+
   return Context.make(ConnectorStore.ConnectorStore, connectors)
     .pipe(Context.add(CredentialVault.CredentialVault, vault))
     .pipe(Context.add(ConnectionStore.ConnectionStore, connections))
     .pipe(Context.add(AuditLog.AuditLog, audit))
     .pipe(Context.add(AuditChain.AuditChain, chain))
+    .pipe(Context.add(Bundle.BundleStore, bundles))
+    .pipe(Context.add(ToolPins.ToolPins, MemoryToolPins.make()))
 })
 
 /** Every store port, in memory. Each build of the layer starts empty. */
@@ -275,4 +357,6 @@ export const layer: Layer.Layer<
   | ConnectionStore.ConnectionStore
   | AuditLog.AuditLog
   | AuditChain.AuditChain
+  | Bundle.BundleStore
+  | ToolPins.ToolPins
 > = Layer.effectContext(make)

@@ -11,12 +11,11 @@
  */
 import * as AuditChain from "@switchboard/core/AuditChain"
 import * as AuditLog from "@switchboard/core/AuditLog"
-import * as AuthPattern from "@switchboard/core/AuthPattern"
 import * as Connection from "@switchboard/core/Connection"
 import * as ConnectionStore from "@switchboard/core/ConnectionStore"
 import * as Connector from "@switchboard/core/Connector"
 import * as ConnectorStore from "@switchboard/core/ConnectorStore"
-import * as Credential from "@switchboard/core/Credential"
+import type * as Credential from "@switchboard/core/Credential"
 import * as CredentialVault from "@switchboard/core/CredentialVault"
 import {
   ConnectorInUse,
@@ -26,7 +25,8 @@ import {
   StoreError,
   VersionConflict
 } from "@switchboard/core/Errors"
-import { type SealContext, type Sealed, Sealer } from "@switchboard/core/Sealer"
+import { type SealContext, Sealer } from "@switchboard/core/Sealer"
+import * as ToolPins from "@switchboard/core/ToolPins"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -34,11 +34,32 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
-import { createHash } from "node:crypto"
+import { sha256 } from "../internal/digest.ts"
+import {
+  CONNECTION_COLUMNS,
+  ConnectionSecrets,
+  type CredentialRow,
+  connectionContext,
+  connectionParams,
+  credentialKeyParams,
+  conceal,
+  decodeCredentialColumns,
+  doing,
+  jsonRecord,
+  openJson,
+  type RecordRow,
+  reveal,
+  type SealedColumns,
+  SecretValues,
+  sealConnectionSecrets,
+  sealJson,
+  toBuffer as toBlob
+} from "../internal/rows.ts"
 import { checkValueContext, makeCheckValue, verifyCheckValue } from "../sodium/Sealer.ts"
 import * as SqliteDatabase from "./Database.ts"
 import type { Database, Param } from "./Database.ts"
 import * as Migrations from "./Migrations.ts"
+import * as SqliteToolPins from "./ToolPins.ts"
 
 type SealerService = (typeof Sealer)["Service"]
 
@@ -48,6 +69,7 @@ export type Stores =
   | CredentialVault.CredentialVault
   | ConnectionStore.ConnectionStore
   | AuditLog.AuditLog
+  | ToolPins.ToolPins
 
 export interface Options {
   /** The database file (created with mode 0600 when missing), or ":memory:". */
@@ -57,151 +79,33 @@ export interface Options {
 // ---------------------------------------------------------------------------------------------------------------
 // Rows, records and sealed values
 
-const encoder = new TextEncoder()
-const decoder = new TextDecoder("utf-8", { fatal: true })
+/** Queued records of calls written at once, at most, and how long the first waits (see `makeWith`). */
+const AUDIT_BATCH = 256
+const AUDIT_DELAY_MS = 50
 
-/** Prefixes a StoreError's message with what was being done. */
-const doing =
-  (what: string) =>
-  <A, E, R>(effect: Effect.Effect<A, E | StoreError, R>): Effect.Effect<A, E | StoreError, R> =>
-    Effect.mapError(effect, (error) =>
-      error instanceof StoreError
-        ? new StoreError({
-            message: `${what}: ${error.message}`,
-            ...(error.details === undefined ? {} : { details: error.details }),
-            ...(error.cause === undefined ? {} : { cause: error.cause })
-          })
-        : error
-    )
+/** How long, and for how many rows, a credential's opened values are kept with their sealed bytes. */
+const OPENED_TTL_MS = 10_000
+const OPENED_MAX = 1024
 
-/**
- * JSON records checked against their schema both ways: nothing invalid is written, a corrupt row is an error.
- * With `cache`, `readOne` keeps the last `cache` records it decoded by row id with the text they were decoded
- * from, and a row read again with the very same text is not parsed and decoded again (the row is still read
- * every time, so a change made by another process is seen; decoded records are immutable, so sharing them is
- * safe). Lists use `read`, so paging through everything does not push out the records read on every call.
- */
-const jsonRecord = <T, E>(schema: Schema.Codec<T, E>, label: string, cache = 0) => {
-  const encode = Schema.encodeUnknownEffect(schema)
-  const decode = Schema.decodeUnknownEffect(schema)
-  const decoded = new Map<string, { readonly text: string; readonly value: T }>()
-  const remember = (id: string, text: string, value: T) =>
-    Effect.sync(() => {
-      decoded.delete(id)
-      if (decoded.size >= cache) {
-        const oldest = decoded.keys().next()
-        if (oldest.done !== true) decoded.delete(oldest.value)
-      }
-      decoded.set(id, { text, value })
-    })
-  const parse = (id: string, text: string): Effect.Effect<T, StoreError> =>
-    Effect.try({
-      try: (): unknown => JSON.parse(text),
-      catch: (cause) => new StoreError({ message: `the stored ${label} ${id} is corrupt (not JSON)`, cause })
-    }).pipe(
-      Effect.flatMap((json) => decode(json)),
-      Effect.mapError((cause) =>
-        cause instanceof StoreError
-          ? cause
-          : new StoreError({ message: `the stored ${label} ${id} is corrupt: ${cause.message}`, cause })
-      )
-    )
-  return {
-    write: (id: string, value: T): Effect.Effect<string, StoreError> =>
-      encode(value).pipe(
-        Effect.map((encoded) => JSON.stringify(encoded)),
-        Effect.mapError(
-          (cause) => new StoreError({ message: `the ${label} ${id} is not valid: ${cause.message}`, cause })
-        )
-      ),
-    read: parse,
-    readOne: (id: string, text: string): Effect.Effect<T, StoreError> => {
-      if (cache === 0) return parse(id, text)
-      const hit = decoded.get(id)
-      if (hit !== undefined && hit.text === text) return Effect.succeed(hit.value)
-      return Effect.tap(parse(id, text), (value) => remember(id, text, value))
-    }
-  }
+const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean => {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
+
+/** Writes the records an audit log built by `makeWith` still queues; run when its layer closes. */
+const auditFlushes = new WeakMap<object, Effect.Effect<void, StoreError>>()
+
+/** Writes every queued audit record of these stores now (the layers do it when they close). */
+export const flushAudit = (stores: Context.Context<AuditLog.AuditLog>): Effect.Effect<void, StoreError> =>
+  auditFlushes.get(Context.get(stores, AuditLog.AuditLog)) ?? Effect.void
 
 // Connectors and connections are read on every call through a connection; audit records are read once.
 const RECORD_CACHE = 1024
 const connectorRecord = jsonRecord(Connector.Connector, "connector", RECORD_CACHE)
 const connectionRecord = jsonRecord(Connection.Connection, "connection", RECORD_CACHE)
 const auditRecord = jsonRecord(AuditLog.AuditRecord, "audit record")
-
-interface SealedColumns {
-  readonly key_id: string
-  readonly sealed: Uint8Array
-}
-
-const toBlob = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-
-type Plain = Readonly<Record<string, string>>
-
-const reveal = (values: Readonly<Record<string, Redacted.Redacted<string>>>): Plain =>
-  Object.fromEntries(Object.entries(values).map(([name, value]) => [name, Redacted.value(value)]))
-
-const conceal = (values: Plain): Readonly<Record<string, Redacted.Redacted<string>>> =>
-  Object.fromEntries(Object.entries(values).map(([name, value]) => [name, Redacted.make(value)]))
-
-/** Seals a JSON value; the plaintext bytes are zeroed once sealed. */
-const sealJson = (sealer: SealerService, value: unknown, context: SealContext): Effect.Effect<Sealed, SealError> =>
-  Effect.suspend(() => {
-    const bytes = encoder.encode(JSON.stringify(value))
-    return sealer.seal(Redacted.make(bytes), context).pipe(Effect.ensuring(Effect.sync(() => bytes.fill(0))))
-  })
-
-/**
- * Opens a sealed JSON value and decodes it. A value that opens but does not decode is reported without its
- * content or the parser's message, which would quote it.
- */
-const openJson = <T, E>(
-  sealer: SealerService,
-  schema: Schema.Codec<T, E>,
-  columns: SealedColumns,
-  context: SealContext
-): Effect.Effect<T, StoreError | SealError> =>
-  Effect.flatMap(sealer.open({ keyId: columns.key_id, bytes: columns.sealed }, context), (opened) => {
-    const bytes = Redacted.value(opened)
-    const result = Result.try((): unknown => JSON.parse(decoder.decode(bytes))).pipe(
-      Result.flatMap((json) => Schema.decodeUnknownResult(schema)(json))
-    )
-    bytes.fill(0)
-    return Result.isSuccess(result)
-      ? Effect.succeed(result.success)
-      : Effect.fail(
-          new StoreError({
-            message: `the sealed value of ${context.table} row ${context.rowId} is not in the expected form`
-          })
-        )
-  })
-
-const SecretValues = Schema.Record(Schema.String, Schema.String)
-const ConnectionSecrets = Schema.Struct({ security: SecretValues, headers: SecretValues })
-
-interface CredentialRow extends SealedColumns {
-  readonly id: string
-  readonly connector_id: string
-  readonly scope: string
-  readonly owner_org: string
-  readonly owner_workspace: string
-  readonly owner_user: string
-  readonly name: string
-  readonly auth_type: string | null
-  readonly created_at: string
-  readonly updated_at: string
-}
-
-const CredentialColumns = Schema.Struct({ scope: Credential.Scope, auth_type: Schema.NullOr(AuthPattern.AuthType) })
-
-/** Hex SHA-256, the audit chain's digest. */
-export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
-
-interface RecordRow {
-  readonly id: string
-  readonly record: string
-}
+const encodeAuditRecord = Schema.encodeUnknownResult(AuditLog.AuditRecord)
 
 const readCheck = (db: Database) =>
   db.get<SealedColumns>("SELECT key_id, sealed FROM meta WHERE key = ?", [checkValueContext.rowId])
@@ -224,15 +128,6 @@ const ensureCurrentKey = (db: Database, sealer: SealerService) =>
           })
         )
   )
-
-// The unique key of a credential: owner parts that do not apply are stored as "".
-const credentialKeyParams = (connectorId: string, scope: Credential.Scope, owner: Credential.Owner): Array<Param> => [
-  connectorId,
-  scope,
-  owner.org,
-  owner.workspace ?? "",
-  owner.user ?? ""
-]
 
 const CREDENTIAL_WHERE = "connector_id = ? AND scope = ? AND owner_org = ? AND owner_workspace = ? AND owner_user = ?"
 
@@ -426,23 +321,19 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
       (effect, _org, next) => doing(`updating connector ${next.id}`)(effect)
     ),
 
-    get: Effect.fn("SqliteStore.ConnectorStore.get")(function* (org: string, id: string) {
-      const row = yield* db.locked(
-        db.get<RecordRow>("SELECT id, record FROM connectors WHERE org = ? AND id = ?", [org, id])
-      )
-      return yield* readConnector(row)
-    }),
+    // Single reads run on every call through a connection: plain Effect chains, untraced.
+    get: (org: string, id: string) =>
+      Effect.flatMap(
+        db.locked(db.get<RecordRow>("SELECT id, record FROM connectors WHERE org = ? AND id = ?", [org, id])),
+        readConnector
+      ),
 
-    getByName: Effect.fn("SqliteStore.ConnectorStore.getByName")(function* (org: string, name: string) {
+    getByName: Effect.fnUntraced(function* (org: string, name: string) {
       const row = yield* db.locked(db.get<RecordRow>(queries.connectorByName, [org, name]))
       return yield* readConnector(row)
     }),
 
-    getVersion: Effect.fn("SqliteStore.ConnectorStore.getVersion")(function* (
-      org: string,
-      id: string,
-      version: number
-    ) {
+    getVersion: Effect.fnUntraced(function* (org: string, id: string, version: number) {
       const row = yield* db.locked(
         db.get<RecordRow>(
           `SELECT c.id AS id, v.record AS record FROM connectors c
@@ -493,14 +384,47 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
 
   const credentialContext = (id: string): SealContext => ({ table: "credentials", rowId: id })
 
+  // A credential is read on every call through a connection that uses it. Its opened values are kept briefly
+  // with the exact sealed bytes they came from: the same bytes under the same key open to the same values, and
+  // any change re-seals them (a fresh nonce), so a changed, rotated or deleted credential is never served from
+  // here. Kept at most OPENED_TTL_MS, and for at most OPENED_MAX rows.
+  const opened = new Map<
+    string,
+    {
+      readonly keyId: string
+      readonly sealed: Uint8Array
+      readonly values: Readonly<Record<string, Redacted.Redacted<string>>>
+      readonly until: number
+    }
+  >()
+  const openedValues = (row: CredentialRow) => {
+    const now = Date.now()
+    const hit = opened.get(row.id)
+    if (hit !== undefined && hit.until > now && hit.keyId === row.key_id && bytesEqual(hit.sealed, row.sealed)) {
+      return Effect.succeed(hit.values)
+    }
+    return Effect.map(openJson(sealer, SecretValues, row, credentialContext(row.id)), (plain) => {
+      const values = conceal(plain)
+      opened.delete(row.id)
+      if (opened.size >= OPENED_MAX) {
+        for (const [id, entry] of opened) if (entry.until <= now) opened.delete(id)
+        if (opened.size >= OPENED_MAX) opened.clear()
+      }
+      opened.set(row.id, { keyId: row.key_id, sealed: Uint8Array.from(row.sealed), values, until: now + OPENED_TTL_MS })
+      return values
+    })
+  }
+
+  // Read on every call through a connection with a stored credential: the columns are checked synchronously.
   const readCredential = (row: CredentialRow) =>
     Effect.gen(function* () {
-      const columns = yield* Schema.decodeUnknownEffect(CredentialColumns)(row).pipe(
-        Effect.mapError(
-          (cause) => new StoreError({ message: `the stored credential ${row.id} is corrupt: ${cause.message}`, cause })
-        )
-      )
-      const values = yield* openJson(sealer, SecretValues, row, credentialContext(row.id))
+      const decoded = decodeCredentialColumns(row)
+      if (Result.isFailure(decoded)) {
+        const cause = decoded.failure
+        return yield* new StoreError({ message: `the stored credential ${row.id} is corrupt: ${cause.message}`, cause })
+      }
+      const columns = decoded.success
+      const values = yield* openedValues(row)
       const owner: Credential.Owner = {
         org: row.owner_org,
         ...(row.owner_workspace === "" ? {} : { workspace: row.owner_workspace }),
@@ -513,7 +437,7 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
         owner,
         name: row.name,
         auth_type: columns.auth_type,
-        values: conceal(values),
+        values,
         created_at: row.created_at,
         updated_at: row.updated_at
       } satisfies Credential.Credential
@@ -573,7 +497,7 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
         doing(`storing credential ${credential.name} of connector ${credential.connector_id}`)(effect)
     ),
 
-    get: Effect.fn("SqliteStore.CredentialVault.get")(
+    get: Effect.fnUntraced(
       function* (key: CredentialVault.Key) {
         const row = yield* db.locked(
           db.get<CredentialRow>(queries.credentialByKey, [
@@ -616,8 +540,6 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
 
   // --- connections ----------------------------------------------------------------------------------------------
 
-  const connectionContext = (id: string): SealContext => ({ table: "connections", rowId: id })
-
   const readConnection = (row: RecordRow | undefined) =>
     row === undefined ? Effect.succeedNone : Effect.asSome(connectionRecord.readOne(row.id, row.record))
 
@@ -645,26 +567,10 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
               return yield* new ConnectorNotFound({ message: `connector ${connection.connector_id} not found` })
             }
             yield* ensureCurrentKey(db, sealer)
-            const sealed = yield* sealJson(
-              sealer,
-              { security: reveal(secrets.security), headers: reveal(secrets.headers) },
-              connectionContext(connection.id)
-            )
+            const sealed = yield* sealConnectionSecrets(sealer, connection.id, secrets)
             yield* db.run(
-              `INSERT INTO connections (id, org, name, connector_id, status, owner, access_scope, record, key_id, sealed)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-              [
-                connection.id,
-                connection.org,
-                connection.name,
-                connection.connector_id,
-                connection.status,
-                connection.owner,
-                connection.access_scope,
-                record,
-                sealed.keyId,
-                toBlob(sealed.bytes)
-              ]
+              `INSERT INTO connections (${CONNECTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+              connectionParams(connection, record, sealed)
             )
           }),
           { durable: true }
@@ -673,19 +579,18 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
       (effect, connection) => doing(`inserting connection ${connection.id}`)(effect)
     ),
 
-    get: Effect.fn("SqliteStore.ConnectionStore.get")(function* (org: string, id: string) {
-      const row = yield* db.locked(
-        db.get<RecordRow>("SELECT id, record FROM connections WHERE org = ? AND id = ?", [org, id])
-      )
-      return yield* readConnection(row)
-    }),
+    get: (org: string, id: string) =>
+      Effect.flatMap(
+        db.locked(db.get<RecordRow>("SELECT id, record FROM connections WHERE org = ? AND id = ?", [org, id])),
+        readConnection
+      ),
 
-    getByName: Effect.fn("SqliteStore.ConnectionStore.getByName")(function* (org: string, name: string) {
+    getByName: Effect.fnUntraced(function* (org: string, name: string) {
       const row = yield* db.locked(db.get<RecordRow>(queries.connectionByName, [org, name]))
       return yield* readConnection(row)
     }),
 
-    secrets: Effect.fn("SqliteStore.ConnectionStore.secrets")(
+    secrets: Effect.fnUntraced(
       function* (org: string, id: string) {
         const row = yield* db.locked(
           db.get<SealedColumns & { id: string }>(
@@ -739,43 +644,110 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
 
   // --- audit ----------------------------------------------------------------------------------------------------
 
-  const audit = AuditLog.AuditLog.of({
-    append: Effect.fn("SqliteStore.AuditLog.append")(
-      function* (record: AuditLog.AuditRecord) {
-        const json = yield* auditRecord.write(record.id, record)
-        // Chained inside the (BEGIN IMMEDIATE) transaction: no other process can append onto the same head.
-        const stored = JSON.parse(json) as AuditLog.AuditRecord
-        yield* db.transaction(
-          Effect.gen(function* () {
-            const head = yield* db.get<AuditChain.Head>("SELECT seq, hash FROM audit_heads WHERE org = ?", [record.org])
-            const seq = (head?.seq ?? 0) + 1
-            const prevHash = head?.hash ?? AuditChain.genesis
-            const hash = sha256(AuditChain.canonical(seq, prevHash, stored))
-            yield* db.run(
-              "INSERT INTO audit (org, id, connection_id, action, record, seq, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-              [record.org, record.id, record.connection_id ?? null, record.action, json, seq, prevHash, hash]
-            )
-            yield* db.run(
-              "INSERT INTO audit_heads (org, seq, hash) VALUES (?, ?, ?) ON CONFLICT (org) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-              [record.org, seq, hash]
-            )
-          })
+  // Records of calls are group-committed: `append` validates and queues them, and one transaction writes every
+  // queued record AUDIT_DELAY_MS after the first (or at once when AUDIT_BATCH are queued). Any other record, a
+  // `list`, and the end of the layer first write what is queued, so order is kept and a reader in this process
+  // sees every record. A crash loses at most the records of calls of its last AUDIT_DELAY_MS, never a record of
+  // a change (connector, credential, connection: those are written before `append` returns).
+  type Queued = { readonly record: AuditLog.AuditRecord; readonly json: string; readonly stored: unknown }
+  let queued: Array<Queued> = []
+  let scheduled = false
+  const services = yield* Effect.context<never>()
+
+  // Chained inside the (BEGIN IMMEDIATE) transaction: no other process can append onto the same head.
+  const writeAudit = (batch: ReadonlyArray<Queued>) =>
+    Effect.gen(function* () {
+      const heads = new Map<string, AuditChain.Head | undefined>()
+      for (const { record, json, stored } of batch) {
+        const head = heads.has(record.org)
+          ? heads.get(record.org)
+          : yield* db.get<AuditChain.Head>("SELECT seq, hash FROM audit_heads WHERE org = ?", [record.org])
+        const seq = (head?.seq ?? 0) + 1
+        const prevHash = head?.hash ?? AuditChain.genesis
+        const hash = sha256(AuditChain.canonical(seq, prevHash, stored as AuditLog.AuditRecord))
+        yield* db.run(
+          "INSERT INTO audit (org, id, connection_id, action, record, seq, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+          [record.org, record.id, record.connection_id ?? null, record.action, json, seq, prevHash, hash]
         )
+        heads.set(record.org, { seq, hash })
+      }
+      for (const [org, head] of heads) {
+        if (head === undefined) continue
+        yield* db.run(
+          "INSERT INTO audit_heads (org, seq, hash) VALUES (?, ?, ?) ON CONFLICT (org) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+          [org, head.seq, head.hash]
+        )
+      }
+    })
+
+  /** Writes what is queued, plus `also` after it, in one transaction. */
+  const writeQueued = (also?: Queued) =>
+    Effect.suspend(() => {
+      if (queued.length === 0 && also === undefined) return Effect.void
+      return db.transaction(
+        Effect.suspend(() => {
+          const batch = queued
+          queued = []
+          if (also !== undefined) batch.push(also)
+          return batch.length === 0
+            ? Effect.void
+            : writeAudit(batch).pipe(
+                Effect.tapError(() =>
+                  Effect.logError(`dropped ${batch.length} audit records: writing them failed`, {
+                    first: batch[0]?.record.id
+                  })
+                )
+              )
+        })
+      )
+    })
+
+  const flushSoon = () => {
+    if (scheduled) return
+    scheduled = true
+    setTimeout(() => {
+      scheduled = false
+      Effect.runForkWith(services)(Effect.ignore(writeQueued()))
+    }, AUDIT_DELAY_MS)
+  }
+
+  const batched: ReadonlySet<string> = new Set(["connection.proxy", "tool.call"])
+
+  const audit = AuditLog.AuditLog.of({
+    append: Effect.fnUntraced(
+      function* (record: AuditLog.AuditRecord) {
+        // Checked against the schema (nothing invalid is written) synchronously; the encoded value is what is
+        // stored and hashed (as its JSON text would parse back).
+        const encoded = encodeAuditRecord(record)
+        if (Result.isFailure(encoded)) {
+          return yield* new StoreError({
+            message: `the audit record ${record.id} is not valid: ${encoded.failure.message}`,
+            cause: encoded.failure
+          })
+        }
+        const entry: Queued = { record, json: JSON.stringify(encoded.success), stored: encoded.success }
+        if (!batched.has(record.action)) return yield* writeQueued(entry)
+        queued.push(entry)
+        if (queued.length >= AUDIT_BATCH) yield* writeQueued()
+        else flushSoon()
       },
       (effect, record) => doing(`appending audit record ${record.id}`)(effect)
     ),
 
     list: Effect.fn("SqliteStore.AuditLog.list")(function* (org: string, query: AuditLog.ListQuery) {
+      yield* writeQueued()
       const { sql, params } = queries.listAudit(org, query)
       const rows = yield* db.locked(db.all<RecordRow>(sql, params))
       return yield* Effect.forEach(rows, (row) => auditRecord.read(row.id, row.record))
     })
   })
 
+  auditFlushes.set(audit, writeQueued())
   return Context.make(ConnectorStore.ConnectorStore, connectors)
     .pipe(Context.add(CredentialVault.CredentialVault, vault))
     .pipe(Context.add(ConnectionStore.ConnectionStore, connections))
     .pipe(Context.add(AuditLog.AuditLog, audit))
+    .pipe(Context.add(ToolPins.ToolPins, SqliteToolPins.make(db)))
 })
 
 /** The store services on the `SqliteDatabase` service, sealing with the `Sealer` service. */
@@ -797,7 +769,7 @@ export const layerFromDatabase = (): Layer.Layer<
   Stores,
   StoreError | SealError,
   SqliteDatabase.SqliteDatabase | Sealer
-> => Layer.effectContext(make)
+> => Layer.effectContext(Effect.tap(make, (stores) => Effect.addFinalizer(() => Effect.ignore(flushAudit(stores)))))
 
 const databaseLayer = (options: Options) =>
   SqliteDatabase.layer({ filename: options.filename, schemaVersion: Migrations.latestVersion })
@@ -820,6 +792,9 @@ export const layerMemory: Layer.Layer<Stores, StoreError | SealError, Sealer> = 
 
 /** The tables whose rows hold a sealed value under the context (table, id). */
 export const sealedTables = ["credentials", "connections", "oauth_flows", "oauth_records"] as const
+
+/** The `meta` rows (besides the check value) holding a sealed value under the context ("meta", key). */
+export const sealedMetaKeys = ["bundle_recipient"] as const
 
 const ROTATE_BATCH = 500
 
@@ -866,6 +841,16 @@ export const rotateKey = Effect.fn("SqliteStore.rotateKey")(function* (
           after = last.id
         }
       }
+      for (const key of sealedMetaKeys) {
+        const row = yield* db.get<SealedColumns>("SELECT key_id, sealed FROM meta WHERE key = ?", [key])
+        if (row === undefined) continue
+        const context: SealContext = { table: "meta", rowId: key }
+        const opened = yield* current.open({ keyId: row.key_id, bytes: row.sealed }, context)
+        const sealed = yield* next
+          .seal(opened, context)
+          .pipe(Effect.ensuring(Effect.sync(() => Redacted.value(opened).fill(0))))
+        yield* db.run("UPDATE meta SET key_id = ?, sealed = ? WHERE key = ?", [sealed.keyId, toBlob(sealed.bytes), key])
+      }
       const value = yield* makeCheckValue(next)
       yield* db.run("UPDATE meta SET key_id = ?, sealed = ? WHERE key = ?", [
         value.keyId,
@@ -877,3 +862,16 @@ export const rotateKey = Effect.fn("SqliteStore.rotateKey")(function* (
     { durable: true }
   )
 })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Shared with the other stores on this database
+
+/**
+ * What the bundle store (`BundleStore.ts`) shares with this module: the same cached records and key check (rows
+ * and sealing are `internal/rows.ts`, shared with the PostgreSQL store).
+ */
+export const shared = {
+  connectorRecord,
+  connectionRecord,
+  ensureCurrentKey
+} as const
