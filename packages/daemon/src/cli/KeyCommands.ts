@@ -18,6 +18,7 @@ import { DaemonError } from "../DaemonError.ts"
 import * as KeyRotation from "../KeyRotation.ts"
 import * as Layers from "../Layers.ts"
 import { root } from "./Commands.ts"
+import { recipient } from "./BundleCommands.ts"
 import * as Output from "./Output.ts"
 
 const { ENV_MASTER_KEY, ENV_PASSPHRASE } = Sodium.KeyProvider
@@ -177,6 +178,6 @@ const rotate = Command.make(
 )
 
 export const key = Command.make("key").pipe(
-  Command.withDescription("Manage the master key that seals every secret"),
-  Command.withSubcommands([rotate])
+  Command.withDescription("Manage the master key that seals every secret, and this machine's bundle recipient key"),
+  Command.withSubcommands([rotate, recipient])
 )
