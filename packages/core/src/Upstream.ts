@@ -15,6 +15,8 @@ export interface UpstreamRequest {
   readonly body?: Stream.Stream<Uint8Array, UpstreamError> | undefined
   /** Allow loopback and private targets (local-first exception, explicit per connection). */
   readonly allowPrivateNetwork: boolean
+  /** The id of the connection the request belongs to, for adapters that keep state per connection (record/replay). */
+  readonly key?: string | undefined
   readonly connectTimeoutMillis?: number | undefined
   readonly totalTimeoutMillis?: number | undefined
 }

@@ -19,6 +19,7 @@ import * as Tools from "@switchboard/core/Tools"
 import type * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
 import * as Fiber from "effect/Fiber"
 import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
@@ -27,9 +28,12 @@ import * as Stdio from "effect/Stdio"
 import * as Stream from "effect/Stream"
 import { Argument, Command, Flag } from "effect/cli"
 import { DaemonError } from "../DaemonError.ts"
+import type { CassetteOptions } from "../Layers.ts"
 import { Access } from "./Access.ts"
+import * as CassetteFlags from "./CassetteFlags.ts"
 import { root } from "./Commands.ts"
 import * as Output from "./Output.ts"
+import { pinCommands } from "./ToolsCommands.ts"
 
 /** The exit code of an upstream's answer: 8 for 4xx, 9 for 5xx, else 0. */
 export const exitCodeOfStatus = (status: number): number => (status >= 500 ? 9 : status >= 400 ? 8 : 0)
@@ -50,7 +54,8 @@ const withCalls = <A, E, R>(
   f: (services: {
     readonly proxy: Proxy.Proxy["Service"]
     readonly tools: Tools.Tools["Service"]
-  }) => Effect.Effect<A, E, R>
+  }) => Effect.Effect<A, E, R>,
+  cassette?: CassetteOptions
 ) =>
   Effect.gen(function* () {
     const flags = yield* root
@@ -60,7 +65,9 @@ const withCalls = <A, E, R>(
     }
     const services = Effect.all({ proxy: Effect.service(Proxy.Proxy), tools: Effect.service(Tools.Tools) })
     return yield* Effect.flatMap(services, f).pipe(
-      Effect.provide(access.calls({ home: Option.getOrUndefined(flags.home), via: flags.via }))
+      Effect.provide(access.calls({ home: Option.getOrUndefined(flags.home), via: flags.via, cassette })),
+      // Warnings (e.g. a tool-pin change seen while listing) go to stderr: stdout is the answer (`--json`).
+      Effect.provideService(Logger.LogToStderr, true)
     )
   })
 
@@ -105,10 +112,13 @@ const request = Command.make(
     include: Flag.Boolean("include").pipe(
       Flag.withDescription("Print the status line and the response headers before the body"),
       Flag.withDefault(false)
-    )
+    ),
+    record: CassetteFlags.record,
+    replay: CassetteFlags.replay
   },
   Effect.fn(function* (input) {
     const flags = yield* root
+    const cassette = yield* CassetteFlags.cassetteOf(input)
     const headers: Record<string, string> = { ...Option.getOrElse(input.header, () => ({})) }
     let body: Stream.Stream<Uint8Array, UpstreamError> | undefined
     if (Option.isSome(input.data)) {
@@ -120,31 +130,33 @@ const request = Command.make(
       if (!hasHeader(headers, "content-type")) headers["content-type"] = "application/json"
     }
     const stdio = yield* Stdio.Stdio
-    const status = yield* withCalls(({ proxy }) =>
-      Effect.gen(function* () {
-        const response = yield* proxy.request(input.connection, {
-          method: input.method.toUpperCase(),
-          path: input.path,
-          query: Option.getOrElse(input.query, () => ({})),
-          headers,
-          body
-        })
-        if (flags.json) {
-          const chunks = yield* Stream.runCollect(response.body)
-          const text = new TextDecoder().decode(Buffer.concat([...chunks]))
-          yield* Output.printJson({ status: response.status, headers: response.headers, body: text })
+    const status = yield* withCalls(
+      ({ proxy }) =>
+        Effect.gen(function* () {
+          const response = yield* proxy.request(input.connection, {
+            method: input.method.toUpperCase(),
+            path: input.path,
+            query: Option.getOrElse(input.query, () => ({})),
+            headers,
+            body
+          })
+          if (flags.json) {
+            const chunks = yield* Stream.runCollect(response.body)
+            const text = new TextDecoder().decode(Buffer.concat([...chunks]))
+            yield* Output.printJson({ status: response.status, headers: response.headers, body: text })
+            return response.status
+          }
+          const head = input.include
+            ? `HTTP ${response.status}\n${Object.entries(response.headers)
+                .map(([k, v]) => `${k}: ${v}`)
+                .join("\n")}\n\n`
+            : ""
+          const out =
+            head === "" ? response.body : Stream.concat(Stream.make(new TextEncoder().encode(head)), response.body)
+          yield* Stream.run(out, stdio.stdout({ endOnDone: false }))
           return response.status
-        }
-        const head = input.include
-          ? `HTTP ${response.status}\n${Object.entries(response.headers)
-              .map(([k, v]) => `${k}: ${v}`)
-              .join("\n")}\n\n`
-          : ""
-        const out =
-          head === "" ? response.body : Stream.concat(Stream.make(new TextEncoder().encode(head)), response.body)
-        yield* Stream.run(out, stdio.stdout({ endOnDone: false }))
-        return response.status
-      })
+        }),
+      cassette
     )
     yield* setExitCode(exitCodeOfStatus(status))
   })
@@ -173,10 +185,15 @@ const argumentsOf = (tool: McpTool): string => {
 
 const toolsList = Command.make(
   "list",
-  { connection: Argument.String("connection").pipe(Argument.withDescription("Connection id or name")) },
-  Effect.fn(function* ({ connection }) {
+  {
+    connection: Argument.String("connection").pipe(Argument.withDescription("Connection id or name")),
+    record: CassetteFlags.record,
+    replay: CassetteFlags.replay
+  },
+  Effect.fn(function* ({ connection, record, replay }) {
     const flags = yield* root
-    const data = yield* withCalls(({ tools }) => tools.listTools(connection))
+    const cassette = yield* CassetteFlags.cassetteOf({ record, replay })
+    const data = yield* withCalls(({ tools }) => tools.listTools(connection), cassette)
     yield* Output.print(flags.json, { data }, () =>
       Output.table(data, [
         { header: "name", get: (t) => t.name },
@@ -259,10 +276,13 @@ const toolsCall = Command.make(
     timeout: Flag.Int("timeout-ms").pipe(
       Flag.withDescription("Time without an answer or progress before the call fails (default 60000)"),
       Flag.optional
-    )
+    ),
+    record: CassetteFlags.record,
+    replay: CassetteFlags.replay
   },
-  Effect.fn(function* ({ connection, tool, args, timeout }) {
+  Effect.fn(function* ({ connection, tool, args, timeout, record, replay }) {
     const flags = yield* root
+    const cassette = yield* CassetteFlags.cassetteOf({ record, replay })
     const parsed = yield* readArguments(args)
     const progress = yield* Queue.unbounded<Progress, Cause.Done>()
     // Progress arrives on the caller's callback; one fiber prints it in order.
@@ -270,13 +290,15 @@ const toolsCall = Command.make(
       Stream.runForEach((p) => Console.error(renderProgress(p))),
       Effect.forkChild
     )
-    const result = yield* withCalls(({ tools }) =>
-      tools.callTool(connection, tool, parsed, {
-        onProgress: (p) => {
-          Queue.offerUnsafe(progress, p)
-        },
-        ...(Option.isSome(timeout) ? { timeoutMillis: timeout.value } : {})
-      })
+    const result = yield* withCalls(
+      ({ tools }) =>
+        tools.callTool(connection, tool, parsed, {
+          onProgress: (p) => {
+            Queue.offerUnsafe(progress, p)
+          },
+          ...(Option.isSome(timeout) ? { timeoutMillis: timeout.value } : {})
+        }),
+      cassette
     ).pipe(
       Effect.ensuring(Effect.andThen(Queue.end(progress), Fiber.join(printer))),
       Effect.onInterrupt(() => Console.error("cancelled: the call was cancelled upstream"))
@@ -301,8 +323,8 @@ const toolsCall = Command.make(
 )
 
 const tools = Command.make("tools").pipe(
-  Command.withDescription("List and call the tools of connections to MCP servers"),
-  Command.withSubcommands([toolsList, toolsCall])
+  Command.withDescription("List and call the tools of connections to MCP servers; review and approve their pins"),
+  Command.withSubcommands([toolsList, toolsCall, ...pinCommands])
 )
 
 /** The commands of this module, for `Main`. */

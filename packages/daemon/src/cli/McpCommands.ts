@@ -9,6 +9,7 @@ import { DaemonError } from "../DaemonError.ts"
 import * as RequestTool from "../mcp/RequestTool.ts"
 import * as StdioServer from "../mcp/StdioServer.ts"
 import { Access } from "./Access.ts"
+import * as CassetteFlags from "./CassetteFlags.ts"
 import { root } from "./Commands.ts"
 
 const positive = (name: string, fallback: number, description: string) =>
@@ -39,15 +40,18 @@ export const mcp = Command.make(
     ),
     listTimeout: positive("list-timeout-ms", 5000, "How long tools/list waits for slow upstreams"),
     pollInterval: positive("poll-interval-ms", 2000, "How often to check for changed connections"),
-    maxBody: positive("max-body-bytes", RequestTool.defaultMaxBodyBytes, "The longest body a request tool returns")
+    maxBody: positive("max-body-bytes", RequestTool.defaultMaxBodyBytes, "The longest body a request tool returns"),
+    record: CassetteFlags.record,
+    replay: CassetteFlags.replay
   },
   Effect.fn(function* (input) {
     const flags = yield* root
     const access = yield* Access
     if (access.calls === undefined) return yield* noCalls
+    const cassette = yield* CassetteFlags.cassetteOf(input)
     yield* StdioServer.run({
       version: "0.1.0",
-      services: access.calls({ home: Option.getOrUndefined(flags.home), via: flags.via }),
+      services: access.calls({ home: Option.getOrUndefined(flags.home), via: flags.via, cassette }),
       connections: input.connection,
       tools: input.tools,
       listDeadline: input.listTimeout,

@@ -30,6 +30,7 @@ export const fromUpstream = (error: UpstreamError): ProbeFailure => {
     case "upstream_unreachable":
     case "circuit_open":
     case "rate_limited":
+    case "cassette_miss":
       return new ProbeFailure({ reason: "unreachable", detail: error.message })
   }
 }
