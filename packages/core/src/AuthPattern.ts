@@ -57,7 +57,12 @@ export const OAuthConfig = Schema.Struct({
   available_scopes: Schema.optionalKey(Schema.Array(OAuthScope)),
   pkce_enabled: Schema.optionalKey(Schema.Boolean),
   custom_scope_name: Schema.optionalKey(Schema.String),
-  token_endpoint_auth_method: Schema.optionalKey(TokenEndpointAuthMethod)
+  token_endpoint_auth_method: Schema.optionalKey(TokenEndpointAuthMethod),
+  /**
+   * The authorization server's issuer identifier (not in the Scalekit payload; optional). When set, a callback's
+   * `iss` (RFC 9207) must equal it, and where the server's metadata says it always sends `iss`, one is required.
+   */
+  issuer: Schema.optionalKey(HttpUrl)
 })
 export type OAuthConfig = typeof OAuthConfig.Type
 

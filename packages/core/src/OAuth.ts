@@ -455,6 +455,7 @@ export const make = (options: Options = {}) =>
           authorize_uri: config.authorize_uri,
           token_uri: config.token_uri,
           ...(config.revoke_uri === undefined ? {} : { revoke_uri: config.revoke_uri }),
+          ...(config.issuer === undefined ? {} : { issuer: config.issuer }),
           ...(config.token_endpoint_auth_method === undefined
             ? {}
             : { token_endpoint_auth_method: config.token_endpoint_auth_method })

@@ -28,6 +28,8 @@ export interface Endpoints {
   readonly authorize_uri: string
   readonly token_uri: string
   readonly revoke_uri?: string | undefined
+  /** The issuer identifier a callback's `iss` must equal (RFC 9207); unchecked when absent. */
+  readonly issuer?: string | undefined
   readonly token_endpoint_auth_method?: TokenEndpointAuthMethod | undefined
 }
 

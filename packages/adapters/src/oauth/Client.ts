@@ -1,7 +1,8 @@
 /**
  * The `OAuthClient` port on the MCP SDK's client auth. REST connectors: the connector's fixed endpoints become
  * authorization server metadata for the SDK's `startAuthorization` (PKCE S256), `exchangeAuthorization` and
- * `refreshAuthorization`, which pick `client_secret_basic`, `client_secret_post` or `none`. MCP servers: the
+ * `refreshAuthorization`, which pick `client_secret_basic`, `client_secret_post` or `none`; with an `issuer`
+ * configured, the callback's `iss` is checked against it and its metadata (RFC 9207). MCP servers: the
  * SDK's `auth()` with an `OAuthClientProvider` that holds one flow in memory: protected resource metadata (the
  * `resource_metadata` of the server's challenge, else the path-suffixed and root well-known URLs), authorization
  * server discovery (RFC 8414 and OpenID, path-insertion variants), then the client: pre-registered credentials,
@@ -46,6 +47,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { randomBytes } from "node:crypto"
+import * as Ssrf from "../http/Ssrf.ts"
 import { makeAgents, pinnedFetch } from "../mcp/internal/fetch.ts"
 
 export interface Options {
@@ -367,6 +369,11 @@ export const make = (options: Options = {}) =>
       )
       const authorizationServerUrl =
         resourceMetadata?.authorization_servers?.[0] ?? String(new URL("/", target.serverUrl))
+      // The SDK builds the well-known URLs from this URL's origin, which drops user info: vet the URL itself here
+      // (scheme, user info), or `http://a@127.0.0.1/` would reach loopback as `http://127.0.0.1/.well-known/…`.
+      yield* Effect.fromResult(Ssrf.parseTarget(authorizationServerUrl)).pipe(
+        Effect.mapError(toError("reading the authorization server named by the protected resource metadata", scrub))
+      )
       const cached =
         target.client === undefined
           ? yield* store.getRecord(registrationKey(target.connectorId, target.serverUrl)).pipe(
@@ -573,6 +580,52 @@ export const make = (options: Options = {}) =>
       )
     }
 
+    /**
+     * RFC 9207 for a REST connector with a configured `issuer`: its metadata (RFC 8414 or OpenID discovery, where the
+     * server publishes one, and then naming that same issuer) says whether `iss` is always sent; a given `iss` must
+     * be the issuer. Checked before the code is exchanged, so a refused callback exchanges nothing.
+     */
+    const restIssuerCheck = (
+      endpoints: Extract<Target, { _tag: "Rest" }>["endpoints"],
+      request: Parameters<OAuthClient["Service"]["exchange"]>[1],
+      scrub: (text: string) => string
+    ): Effect.Effect<void, OAuthError> => {
+      const issuer = endpoints.issuer
+      if (issuer === undefined) return Effect.void
+      const step = "reading the authorization server metadata of the configured issuer"
+      // As for MCP discovery: the well-known URLs are built from the origin, so vet the issuer URL itself first.
+      return Effect.fromResult(Ssrf.parseTarget(issuer)).pipe(
+        Effect.mapError(toError(step, scrub)),
+        Effect.andThen(
+          withFetch(
+            request,
+            step,
+            scrub,
+            (fetch) => discoverAuthorizationServerMetadata(issuer, { fetchFn: fetch }),
+            "oauth_metadata_invalid"
+          )
+        ),
+        Effect.flatMap((metadata) => {
+          if (metadata !== undefined && metadata.issuer !== issuer) {
+            return Effect.fail(
+              new OAuthError({
+                reason: "oauth_metadata_invalid",
+                message:
+                  "the authorization server's metadata names another issuer than the connector's oauth_config.issuer " +
+                  "(RFC 8414); fix the connector's issuer",
+                details: {
+                  expected_issuer: issuer,
+                  issuer: metadata.issuer.replace(/[^\x20-\x7e]/gu, "?").slice(0, 200)
+                }
+              })
+            )
+          }
+          const refused = checkIssuer(metadata ?? { ...restMetadata(endpoints), issuer }, request.iss)
+          return refused === undefined ? Effect.void : Effect.fail(refused)
+        })
+      )
+    }
+
     const exchange: OAuthClient["Service"]["exchange"] = (target, request) => {
       if (target._tag === "Mcp") return mcpExchange(target, request)
       const scrub = makeScrub([
@@ -580,16 +633,21 @@ export const make = (options: Options = {}) =>
         Redacted.value(request.codeVerifier),
         target.client.client_secret && Redacted.value(target.client.client_secret)
       ])
-      return withFetch(request, "exchanging the authorization code", scrub, (fetch) =>
-        exchangeAuthorization(target.endpoints.authorize_uri, {
-          metadata: restMetadata(target.endpoints),
-          clientInformation: clientInformation(target.client),
-          authorizationCode: request.code,
-          codeVerifier: Redacted.value(request.codeVerifier),
-          redirectUri: request.redirectUri,
-          fetchFn: fetch
-        })
-      ).pipe(Effect.map((tokens) => ({ tokens: toTokenSet(tokens) })))
+      return restIssuerCheck(target.endpoints, request, scrub).pipe(
+        Effect.andThen(
+          withFetch(request, "exchanging the authorization code", scrub, (fetch) =>
+            exchangeAuthorization(target.endpoints.authorize_uri, {
+              metadata: restMetadata(target.endpoints),
+              clientInformation: clientInformation(target.client),
+              authorizationCode: request.code,
+              codeVerifier: Redacted.value(request.codeVerifier),
+              redirectUri: request.redirectUri,
+              fetchFn: fetch
+            })
+          )
+        ),
+        Effect.map((tokens) => ({ tokens: toTokenSet(tokens) }))
+      )
     }
 
     const refresh: OAuthClient["Service"]["refresh"] = Effect.fn("OAuthClient.refresh")(function* (target, request) {
