@@ -122,6 +122,8 @@ export const Explanation = Schema.Struct({
     rate_limit: Schema.Struct({
       requests_per_second: Schema.Number,
       burst: Schema.Number,
+      /** Calls that may go now before the limit refuses one (the bucket is read, no token taken). */
+      tokens_available: Schema.Number,
       source: Schema.Literals(["connection", "default"])
     })
   }),
@@ -401,6 +403,7 @@ export const make = Effect.gen(function* () {
         rate_limit: {
           requests_per_second: rate?.requests_per_second ?? Resilience.defaults.rateLimit.requestsPerSecond,
           burst: rate?.burst ?? Resilience.defaults.rateLimit.burst,
+          tokens_available: yield* resilience.tokens(connection.id, Resilience.rateLimitOf(rate)),
           source: rate === undefined ? "default" : "connection"
         }
       },

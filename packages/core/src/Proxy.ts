@@ -10,7 +10,6 @@
  * about to expire are refreshed first, and a 401 refreshes once and is retried when the request has no body.
  */
 import * as Cause from "effect/Cause"
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -280,83 +279,83 @@ export const make = Effect.gen(function* () {
   const resilience = yield* Resilience.Resilience
   const refresher = yield* TokenRefresher
 
-  const request = Effect.fn("Proxy.request")(function* (connectionRef: string, req: ProxyRequest) {
-    // OAuth: an access token about to expire is refreshed first (single-flight).
-    const call = yield* refresher.beforeCall(yield* switchboard.resolveCall(connectionRef))
-    const { connection } = call
-    const method = req.method.toUpperCase()
-    const started = yield* Clock.currentTimeMillis
-    let auditPath: string | undefined
-    const exit = yield* Effect.exit(
-      Effect.gen(function* () {
-        if (!methods.has(method)) {
-          return yield* invalid(`method ${method.slice(0, 16)} cannot be proxied`, {
-            parameter: "method",
-            allowed: [...methods]
-          })
-        }
-        const rate = connection.rate_limit
-        const forward = (
-          call: ResolvedCall,
-          where: Target,
-          headers: Record<string, string | Redacted.Redacted<string>>
-        ): Effect.Effect<UpstreamResponse, SwitchboardError> =>
-          resilience.http(
-            {
-              key: connection.id,
-              method,
-              body: req.body,
-              rateLimit: {
-                ...(rate?.requests_per_second === undefined ? {} : { requestsPerSecond: rate.requests_per_second }),
-                ...(rate?.burst === undefined ? {} : { burst: rate.burst })
-              }
-            },
-            (body) =>
+  // The per-call path is plain functions over a few Effects (no `Effect.fn` span or call-site capture, no
+  // generator per step): it runs on every proxied request.
+  const request = (connectionRef: string, req: ProxyRequest): Effect.Effect<UpstreamResponse, SwitchboardError> =>
+    Effect.flatMap(switchboard.resolveCall(connectionRef), (resolved) =>
+      // OAuth: an access token about to expire is refreshed first (single-flight).
+      Effect.flatMap(refresher.beforeCall(resolved), (call) =>
+        Effect.clockWith((clock) => {
+          const { connection } = call
+          const method = req.method.toUpperCase()
+          const started = clock.currentTimeMillisUnsafe()
+          let auditPath: string | undefined
+          const rateLimit = Resilience.rateLimitOf(connection.rate_limit)
+          const send = (call: ResolvedCall): Effect.Effect<UpstreamResponse, SwitchboardError> => {
+            const base = baseUrl(call)
+            if (Result.isFailure(base)) return Effect.fail(base.failure)
+            const where = target(base.success, req, call.query, call.auth.query)
+            if (Result.isFailure(where)) return Effect.fail(where.failure)
+            auditPath = where.success.path
+            const headers = requestHeaders(req.headers ?? {}, call, req.body !== undefined)
+            if (Result.isFailure(headers)) return Effect.fail(headers.failure)
+            const url = where.success.url
+            return resilience.http({ key: connection.id, method, body: req.body, rateLimit }, (body) =>
               upstream.request({
                 method,
-                url: where.url,
-                headers,
+                url,
+                headers: headers.success,
                 body,
                 allowPrivateNetwork: call.connection.allow_private_network,
+                key: call.connection.id,
                 connectTimeoutMillis: call.connection.timeouts?.connect_ms ?? defaultTimeouts.connect_ms,
                 totalTimeoutMillis: call.connection.timeouts?.total_ms ?? defaultTimeouts.total_ms
               })
-          )
-        const send = (call: ResolvedCall) =>
-          Effect.gen(function* () {
-            const base = yield* Effect.fromResult(baseUrl(call))
-            const where = yield* Effect.fromResult(target(base, req, call.query, call.auth.query))
-            auditPath = where.path
-            const headers = yield* Effect.fromResult(requestHeaders(req.headers ?? {}, call, req.body !== undefined))
-            return yield* forward(call, where, headers)
-          })
-        let response = yield* send(call)
-        if (response.status === 401) {
-          // OAuth: refresh once (unless someone else just did) and, when the request can be sent again, retry.
-          const retry = yield* refresher.afterUnauthorized(call)
-          if (Option.isSome(retry) && req.body === undefined) {
-            yield* Effect.ignore(Stream.runDrain(response.body))
-            response = yield* send(retry.value)
+            )
           }
-        }
-        const filtered: UpstreamResponse = { ...response, headers: responseHeaders(response.headers) }
-        return filtered
-      })
+          const filter = (response: UpstreamResponse): UpstreamResponse => ({
+            ...response,
+            headers: responseHeaders(response.headers)
+          })
+          const exchange: Effect.Effect<UpstreamResponse, SwitchboardError> = !methods.has(method)
+            ? Effect.fail(
+                invalid(`method ${method.slice(0, 16)} cannot be proxied`, {
+                  parameter: "method",
+                  allowed: [...methods]
+                })
+              )
+            : Effect.flatMap(send(call), (response) =>
+                response.status !== 401
+                  ? Effect.succeed(filter(response))
+                  : // OAuth: refresh once (unless someone else just did) and, when the request can be sent again, retry.
+                    Effect.flatMap(refresher.afterUnauthorized(call), (retry) =>
+                      Option.isSome(retry) && req.body === undefined
+                        ? Effect.andThen(
+                            Effect.ignore(Stream.runDrain(response.body)),
+                            Effect.map(send(retry.value), filter)
+                          )
+                        : Effect.succeed(filter(response))
+                    )
+              )
+          return Effect.flatMap(Effect.exit(exchange), (exit) =>
+            Effect.andThen(
+              switchboard.audit({
+                action: "connection.proxy",
+                outcome: Exit.isSuccess(exit) ? "success" : "failure",
+                connector_id: call.connector.id,
+                connection_id: connection.id,
+                target: connection.name,
+                method: method.slice(0, 16),
+                ...(auditPath === undefined ? {} : { path: auditPath.slice(0, 2048) }),
+                ...(Exit.isSuccess(exit) ? { status: exit.value.status } : { error_code: errorCode(exit.cause) }),
+                duration_ms: clock.currentTimeMillisUnsafe() - started
+              }),
+              exit
+            )
+          )
+        })
+      )
     )
-    const finished = yield* Clock.currentTimeMillis
-    yield* switchboard.audit({
-      action: "connection.proxy",
-      outcome: Exit.isSuccess(exit) ? "success" : "failure",
-      connector_id: call.connector.id,
-      connection_id: connection.id,
-      target: connection.name,
-      method: method.slice(0, 16),
-      ...(auditPath === undefined ? {} : { path: auditPath.slice(0, 2048) }),
-      ...(Exit.isSuccess(exit) ? { status: exit.value.status } : { error_code: errorCode(exit.cause) }),
-      duration_ms: finished - started
-    })
-    return yield* exit
-  })
 
   return Proxy.of({ request })
 })

@@ -203,20 +203,28 @@ export const make = Effect.gen(function* () {
   const newId = yield* Ids.generator
 
   // Parsed proxy_url templates by text: parsing validates the whole URL, and `resolveCall` renders one on every call.
-  const templates = new Map<string, ReturnType<typeof Template.parse>>()
-  const renderUrl = (template: string, values: Readonly<Record<string, string>>) => {
-    let parsed = templates.get(template)
-    if (parsed === undefined) {
-      parsed = Template.parse(template)
+  // A template without placeholders renders to the same URL whatever the values: that URL is kept too.
+  type Parsed = ReturnType<typeof Template.parse>
+  const templates = new Map<
+    string,
+    { readonly parsed: Parsed; readonly constant: ReturnType<typeof Template.renderParsed> | undefined }
+  >()
+  const renderUrl = (template: string, values: () => Readonly<Record<string, string>>) => {
+    let entry = templates.get(template)
+    if (entry === undefined) {
+      const parsed = Template.parse(template)
+      const constant =
+        Result.isSuccess(parsed) && parsed.success.parts.every((part) => part._tag === "Literal")
+          ? Template.renderParsed(parsed.success, {})
+          : undefined
+      entry = { parsed, constant }
       if (templates.size >= 256) templates.clear()
-      templates.set(template, parsed)
+      templates.set(template, entry)
     }
-    return Result.flatMap(parsed, (p) => Template.renderParsed(p, values))
+    return entry.constant ?? Result.flatMap(entry.parsed, (p) => Template.renderParsed(p, values()))
   }
 
-  const audit = Effect.fn("Switchboard.audit")(function* (
-    entry: Omit<AuditRecord, "id" | "at" | "org" | "workspace" | "actor">
-  ) {
+  const audit = Effect.fnUntraced(function* (entry: Omit<AuditRecord, "id" | "at" | "org" | "workspace" | "actor">) {
     const principal = yield* Principal.CurrentPrincipal
     const id = yield* newId("aud")
     const at = yield* isoNow
@@ -230,8 +238,8 @@ export const make = Effect.gen(function* () {
     })
   })
 
-  // The helpers below run inside the traced service methods on every call (several per `resolveCall`): untraced,
-  // they skip Effect.fn's span and call-site capture, a few µs each.
+  // The helpers below run on every call (several per `resolveCall`): untraced, they skip Effect.fn's span and
+  // call-site capture, a few µs each. So do the per-call methods (`resolveCall`, `audit`) and the single reads.
   const findConnector = Effect.fnUntraced(function* (org: string, idOrName: string) {
     const found = Ids.is("ctr", idOrName)
       ? yield* connectors.get(org, idOrName)
@@ -304,7 +312,7 @@ export const make = Effect.gen(function* () {
     )
   })
 
-  const getConnector = Effect.fn("Switchboard.getConnector")(function* (idOrName: string) {
+  const getConnector = Effect.fnUntraced(function* (idOrName: string) {
     const principal = yield* guard("connector:read")
     return yield* findConnector(principal.org, idOrName)
   })
@@ -555,7 +563,7 @@ export const make = Effect.gen(function* () {
     )
   })
 
-  const getConnection = Effect.fn("Switchboard.getConnection")(function* (idOrName: string) {
+  const getConnection = Effect.fnUntraced(function* (idOrName: string) {
     const principal = yield* guard("connection:read")
     return yield* findConnection(principal, idOrName)
   })
@@ -592,7 +600,7 @@ export const make = Effect.gen(function* () {
     return updated.value
   })
 
-  const resolveCall = Effect.fn("Switchboard.resolveCall")(function* (connectionRef: string) {
+  const resolveCall = Effect.fnUntraced(function* (connectionRef: string) {
     const principal = yield* guard("connection:use")
     const connection = yield* findConnection(principal, connectionRef)
     const connector = yield* connectorFor(connection)
@@ -635,7 +643,9 @@ export const make = Effect.gen(function* () {
         ? firstServer.url
         : connector.proxy_url === undefined
           ? undefined
-          : yield* Effect.fromResult(renderUrl(connector.proxy_url, templateValues(values, connection.parameters)))
+          : yield* Effect.fromResult(
+              renderUrl(connector.proxy_url, () => templateValues(values, connection.parameters))
+            )
     const headers: Record<string, Redacted.Redacted<string>> = {}
     for (const [k, v] of Object.entries(connection.parameters.header ?? {})) headers[k] = Redacted.make(v)
     Object.assign(headers, secrets.headers)

@@ -308,13 +308,9 @@ export const make = (options: Partial<Options> = {}) =>
               : Effect.fail(new UpstreamError({ reason: counted, message: result.detail }))
           })
         )
-        const rate = call.connection.rate_limit
         const exit = yield* Effect.exit(
           resilience.guard(call.connection.id, attempt, {
-            rateLimit: {
-              ...(rate?.requests_per_second === undefined ? {} : { requestsPerSecond: rate.requests_per_second }),
-              ...(rate?.burst === undefined ? {} : { burst: rate.burst })
-            }
+            rateLimit: Resilience.rateLimitOf(call.connection.rate_limit)
           })
         )
         if (Exit.isSuccess(exit)) return exit.value

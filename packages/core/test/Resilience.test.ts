@@ -210,6 +210,28 @@ describe("rate limit", () => {
       })
     )
   )
+
+  it.effect("reads the tokens left without taking one (what explain shows)", () =>
+    run(
+      Effect.gen(function* () {
+        const r = yield* Resilience.Resilience
+        const up = scripted(response(200))
+        const small = { ...get, rateLimit: Resilience.rateLimitOf({ requests_per_second: 1, burst: 3 }) }
+        assert.strictEqual(yield* r.tokens(small.key, small.rateLimit), 3)
+        yield* r.http(small, up.send)
+        yield* r.http(small, up.send)
+        // Reading twice changes nothing: still one call allowed, then a refusal.
+        assert.strictEqual(yield* r.tokens(small.key, small.rateLimit), 1)
+        assert.strictEqual(yield* r.tokens(small.key, small.rateLimit), 1)
+        yield* r.http(small, up.send)
+        assert.strictEqual(yield* r.tokens(small.key, small.rateLimit), 0)
+        assert.strictEqual((yield* Effect.flip(r.http(small, up.send))).reason, "rate_limited")
+        yield* TestClock.adjust("2 seconds")
+        assert.strictEqual(yield* r.tokens(small.key, small.rateLimit), 2)
+        assert.strictEqual(yield* r.tokens("conn_other"), 20)
+      })
+    )
+  )
 })
 
 describe("retries", () => {

@@ -213,6 +213,12 @@ const withoutSecrets = (headers: UpstreamRequest["headers"]): UpstreamRequest["h
 
 const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308])
 
+/** Whether reaching the URL takes a name lookup: its host is not an IP literal (an invalid URL fails before). */
+const needsLookup = (url: string): boolean => {
+  const host = URL.canParse(url) ? new URL(url).hostname : ""
+  return host !== "" && Net.isIP(host.startsWith("[") ? host.slice(1, -1) : host) === 0
+}
+
 /** Build the service; it captures the `Resolver`, so the service itself needs nothing. */
 export const make = (options: Options = {}) =>
   Effect.gen(function* () {
@@ -400,7 +406,7 @@ export const make = (options: Options = {}) =>
         })
       })
 
-    const request = Effect.fn("Upstream.request")(function* (req: UpstreamRequest) {
+    const request = Effect.fnUntraced(function* (req: UpstreamRequest) {
       const method = req.method.toUpperCase()
       const connectMillis = req.connectTimeoutMillis ?? options.connectTimeoutMillis ?? defaults.connectTimeoutMillis
       const totalMillis = req.totalTimeoutMillis ?? options.totalTimeoutMillis ?? defaults.totalTimeoutMillis
@@ -413,8 +419,15 @@ export const make = (options: Options = {}) =>
         let url = req.url
         let headers = req.headers
         for (let hop = 0; ; hop++) {
-          const pinned = yield* Ssrf.resolve(url, { allowPrivateNetwork }).pipe(
-            Effect.provideService(Resolver, resolver),
+          const resolved = Ssrf.resolve(url, { allowPrivateNetwork }).pipe(Effect.provideService(Resolver, resolver))
+          const pinned = yield* (
+            needsLookup(url)
+              ? Effect.timeoutOrElse(resolved, {
+                  duration: Math.max(1, deadline - (yield* Clock.currentTimeMillis)),
+                  orElse: () => Effect.fail(totalTimeout(currentHost, totalMillis))
+                })
+              : resolved
+          ).pipe(
             Effect.mapError((e) =>
               hop === 0 || e.reason !== "destination_refused"
                 ? e
@@ -461,12 +474,9 @@ export const make = (options: Options = {}) =>
         }
       })
 
-      const { response, x } = yield* exchange.pipe(
-        Effect.timeoutOrElse({
-          duration: totalMillis,
-          orElse: () => Effect.fail(totalTimeout(currentHost, totalMillis))
-        })
-      )
+      // The total deadline: a name lookup is bounded by the time left, and every exchange arms its own timers for
+      // the time left (`armDeadlines`), body included. No race of the whole exchange against a timer fiber.
+      const { response, x } = yield* exchange
       const result: UpstreamResponse = {
         status: response.statusCode ?? 0,
         headers: flattenHeaders(response.headers),

@@ -1,7 +1,8 @@
 /**
  * libsodium adapter of the `Sealer` port: XChaCha20-Poly1305 (IETF AEAD) with a fresh random 24-byte nonce per
- * seal, drawn from node's CSPRNG (`crypto.randomFillSync`: the same source libsodium's WebAssembly build reads,
- * four bytes per call into JavaScript, which made it most of the cost of a seal). Sealed bytes are `version (1 byte) || nonce (24) || ciphertext and tag`. The associated data binds
+ * seal, drawn from node's CSPRNG (`crypto.randomFillSync`, the same source libsodium's WebAssembly build reads
+ * four bytes per call into JavaScript, which made it most of the cost of a seal; here 128 nonces per call, each
+ * used once). Sealed bytes are `version (1 byte) || nonce (24) || ciphertext and tag`. The associated data binds
  * them to their table, row id and key id, so a value copied into another row or table does not open, and a
  * value sealed under another key is reported as such before anything is tried.
  */
@@ -38,7 +39,8 @@ const LONE_SURROGATE = /\p{Cs}/u
 export const associatedData = (context: SealContext, keyId: string): Uint8Array =>
   frame([DOMAIN_BYTES, encoder.encode(context.table), encoder.encode(context.rowId), encoder.encode(keyId)])
 
-const frame = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
+/** Parts joined unambiguously: each as a 4-byte big-endian length followed by its bytes (also `Bundle.ts`). */
+export const frame = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
   let size = 0
   for (const part of parts) size += 4 + part.length
   const out = new Uint8Array(size)
@@ -52,28 +54,66 @@ const frame = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
   return out
 }
 
+/** Row contexts whose associated data is kept (per key), so re-opening the same rows encodes nothing. */
+const AD_CACHE = 4096
+
 /**
  * `associatedData` for one key id, with the parts that repeat (domain, key id, the few table names) encoded
- * once: only the row id is encoded per call. The same bytes as `associatedData`.
+ * once, and the whole associated data of the last `AD_CACHE` contexts kept (encoding it cost as much as the
+ * cipher). The same bytes as `associatedData`; a context with a lone surrogate is refused, never kept.
  */
-const associatedDataFor = (keyId: string): ((context: SealContext) => Uint8Array) => {
+const associatedDataFor = (
+  keyId: string,
+  reason: "seal_failed" | "open_failed"
+): ((context: SealContext) => Uint8Array | SealError) => {
   const keyIdBytes = encoder.encode(keyId)
-  const tables = new Map<string, Uint8Array>()
+  const tables = new Map<string, { readonly bytes: Uint8Array; readonly rows: Map<string, Uint8Array> }>()
+  let kept = 0
   return (context) => {
     let table = tables.get(context.table)
+    const hit = table?.rows.get(context.rowId)
+    if (hit !== undefined) return hit
+    const refused = badContext(context, reason)
+    if (refused !== undefined) return refused
     if (table === undefined) {
-      table = encoder.encode(context.table)
+      table = { bytes: encoder.encode(context.table), rows: new Map() }
       if (tables.size < 64) tables.set(context.table, table)
     }
-    return frame([DOMAIN_BYTES, table, encoder.encode(context.rowId), keyIdBytes])
+    const ad = frame([DOMAIN_BYTES, table.bytes, encoder.encode(context.rowId), keyIdBytes])
+    if (kept >= AD_CACHE) {
+      for (const t of tables.values()) t.rows.clear()
+      kept = 0
+    }
+    table.rows.set(context.rowId, ad)
+    kept++
+    return ad
   }
 }
 
+/**
+ * Nonces from node's CSPRNG, drawn `NONCE_POOL` at a time (one call into the CSPRNG cost a third of a seal) and
+ * handed out once each, as node's own `randomUUID` does. The pool is only ever read forwards.
+ */
+const NONCE_POOL = 128
+const nonces = (() => {
+  const pool = new Uint8Array(NONCE_BYTES * NONCE_POOL)
+  let next = pool.length
+  return (): Uint8Array => {
+    if (next === pool.length) {
+      randomFillSync(pool)
+      next = 0
+    }
+    const nonce = pool.subarray(next, next + NONCE_BYTES)
+    next += NONCE_BYTES
+    return nonce
+  }
+})()
+
 // UTF-8 maps every lone surrogate to U+FFFD, so two such contexts would share associated data: refuse them.
-const checkContext = (context: SealContext, reason: "seal_failed" | "open_failed") =>
+const badContext = (context: SealContext, reason: "seal_failed" | "open_failed"): SealError | undefined =>
   LONE_SURROGATE.test(context.table) || LONE_SURROGATE.test(context.rowId)
-    ? Effect.fail(new SealError({ reason, message: "the table or row id of a sealed value is not valid Unicode" }))
-    : Effect.void
+    ? new SealError({ reason, message: "the table or row id of a sealed value is not valid Unicode" })
+    : undefined
 
 const where = (context: SealContext) => `${context.table} row ${context.rowId}`
 
@@ -85,14 +125,17 @@ export const fromMasterKey = Effect.fn("Sealer.fromMasterKey")(function* (master
     return yield* new SealError({ reason: "key_invalid", message: `the master key must be ${KEY_BYTES} bytes` })
   }
   const keyId = masterKey.id
-  const adOf = associatedDataFor(keyId)
+  const sealAd = associatedDataFor(keyId, "seal_failed")
+  const openAd = associatedDataFor(keyId, "open_failed")
 
-  const seal = Effect.fn("Sealer.seal")(function* (plaintext: Redacted.Redacted<Uint8Array>, context: SealContext) {
-    yield* checkContext(context, "seal_failed")
-    const ad = adOf(context)
-    return yield* Effect.try({
-      try: (): Sealed => {
-        const nonce = randomFillSync(new Uint8Array(NONCE_BYTES))
+  // Hot paths (every credential resolve opens one): plain functions returning one suspended Effect, not
+  // `Effect.fn` (whose span and call-site capture cost more than the cipher) nor a chain of `yield*`s.
+  const seal = (plaintext: Redacted.Redacted<Uint8Array>, context: SealContext): Effect.Effect<Sealed, SealError> =>
+    Effect.suspend(() => {
+      const ad = sealAd(context)
+      if (ad instanceof SealError) return Effect.fail(ad)
+      try {
+        const nonce = nonces()
         const ciphertext = lib.crypto_aead_xchacha20poly1305_ietf_encrypt(
           Redacted.value(plaintext),
           ad,
@@ -104,46 +147,57 @@ export const fromMasterKey = Effect.fn("Sealer.fromMasterKey")(function* (master
         bytes[0] = VERSION
         bytes.set(nonce, 1)
         bytes.set(ciphertext, HEADER_BYTES)
-        return { keyId, bytes }
-      },
-      // The thrown value is dropped on purpose: nothing from inside the cipher call reaches an error.
-      catch: () => new SealError({ reason: "seal_failed", message: `sealing the value for ${where(context)} failed` })
+        return Effect.succeed({ keyId, bytes })
+      } catch {
+        // The thrown value is dropped on purpose: nothing from inside the cipher call reaches an error.
+        return Effect.fail(
+          new SealError({ reason: "seal_failed", message: `sealing the value for ${where(context)} failed` })
+        )
+      }
     })
-  })
 
-  const open = Effect.fn("Sealer.open")(function* (sealed: Sealed, context: SealContext) {
-    if (sealed.keyId !== keyId) {
-      return yield* new SealError({
-        reason: "key_mismatch",
-        message: `the value in ${where(context)} was sealed under key ${sealed.keyId}, but the master key is ${keyId}`
-      })
-    }
-    yield* checkContext(context, "open_failed")
-    const bytes = sealed.bytes
-    if (bytes.length < HEADER_BYTES + TAG_BYTES || bytes[0] !== VERSION) {
-      return yield* new SealError({
-        reason: "open_failed",
-        message: `the value in ${where(context)} is not a sealed value of a known version`
-      })
-    }
-    const ad = adOf(context)
-    const plaintext = yield* Effect.try({
-      try: () =>
-        lib.crypto_aead_xchacha20poly1305_ietf_decrypt(
-          null,
-          bytes.subarray(HEADER_BYTES),
-          ad,
-          bytes.subarray(1, HEADER_BYTES),
-          Redacted.value(key)
-        ),
-      catch: () =>
-        new SealError({
-          reason: "open_failed",
-          message: `the value in ${where(context)} failed authentication: it was modified or belongs to another row`
-        })
+  const open = (sealed: Sealed, context: SealContext): Effect.Effect<Redacted.Redacted<Uint8Array>, SealError> =>
+    Effect.suspend(() => {
+      if (sealed.keyId !== keyId) {
+        return Effect.fail(
+          new SealError({
+            reason: "key_mismatch",
+            message: `the value in ${where(context)} was sealed under key ${sealed.keyId}, but the master key is ${keyId}`
+          })
+        )
+      }
+      const ad = openAd(context)
+      if (ad instanceof SealError) return Effect.fail(ad)
+      const bytes = sealed.bytes
+      if (bytes.length < HEADER_BYTES + TAG_BYTES || bytes[0] !== VERSION) {
+        return Effect.fail(
+          new SealError({
+            reason: "open_failed",
+            message: `the value in ${where(context)} is not a sealed value of a known version`
+          })
+        )
+      }
+      try {
+        return Effect.succeed(
+          Redacted.make(
+            lib.crypto_aead_xchacha20poly1305_ietf_decrypt(
+              null,
+              bytes.subarray(HEADER_BYTES),
+              ad,
+              bytes.subarray(1, HEADER_BYTES),
+              Redacted.value(key)
+            )
+          )
+        )
+      } catch {
+        return Effect.fail(
+          new SealError({
+            reason: "open_failed",
+            message: `the value in ${where(context)} failed authentication: it was modified or belongs to another row`
+          })
+        )
+      }
     })
-    return Redacted.make(plaintext)
-  })
 
   return Sealer.of({ keyId, seal, open })
 })

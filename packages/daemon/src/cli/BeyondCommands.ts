@@ -20,33 +20,18 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { Argument, Command, Flag } from "effect/cli"
-import { DaemonError } from "../DaemonError.ts"
 import * as Fs from "node:fs"
 import * as Layers from "../Layers.ts"
-import { Access } from "./Access.ts"
 import { type commands, root } from "./Commands.ts"
 import * as Output from "./Output.ts"
+import { withCallsService } from "./WithCalls.ts"
 
 const invalid = (message: string, path = "") =>
   new ValidationFailed({ message, details: { issues: [{ path, message }] } })
 
 /** Run `f` with the `Explainer` reached the way the root flags say (embedded or through the daemon). */
-const withExplainer = <A, E, R>(f: (explainer: Explain.Explainer["Service"]) => Effect.Effect<A, E, R>) =>
-  Effect.gen(function* () {
-    const flags = yield* root
-    const access = yield* Access
-    if (access.calls === undefined) {
-      return yield* new DaemonError({ reason: "io_error", message: "this CLI was built without upstream calls" })
-    }
-    const run = Effect.gen(function* () {
-      const found = yield* Effect.serviceOption(Explain.Explainer)
-      if (Option.isNone(found)) {
-        return yield* new DaemonError({ reason: "io_error", message: "this CLI was built without explain" })
-      }
-      return yield* f(found.value)
-    })
-    return yield* run.pipe(Effect.provide(access.calls({ home: Option.getOrUndefined(flags.home), via: flags.via })))
-  })
+const withExplainer = <A, E>(f: (explainer: Explain.Explainer["Service"]) => Effect.Effect<A, E>) =>
+  withCallsService(Explain.Explainer, "explain", f)
 
 /** The human form of an explanation. */
 export const render = (e: Explain.Explanation): string => {
@@ -88,7 +73,7 @@ export const render = (e: Explain.Explanation): string => {
   lines.push(
     "",
     `circuit: ${e.resilience.circuit}`,
-    `rate limit: ${rl.requests_per_second}/s, bursts of ${rl.burst} (${rl.source})`,
+    `rate limit: ${rl.requests_per_second}/s, bursts of ${rl.burst} (${rl.source}); ${rl.tokens_available} calls may go now`,
     `ssrf: ${e.ssrf.decision}${e.ssrf.addresses.length > 0 ? ` [${e.ssrf.addresses.join(", ")}]` : ""}${
       e.ssrf.rule === null ? "" : ` rule ${e.ssrf.rule}`
     }: ${e.ssrf.message}`

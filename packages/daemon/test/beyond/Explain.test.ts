@@ -159,7 +159,12 @@ describe("Explain service", () => {
       assert.strictEqual(e.request.url, "https://api.acme.example/api/v1/items/7?x=1")
       assert.deepStrictEqual(e.request.headers, { "X-API-Key": "sk***yP" })
       assert.strictEqual(e.resilience.circuit, "closed")
-      assert.deepStrictEqual(e.resilience.rate_limit, { requests_per_second: 2, burst: 4, source: "connection" })
+      assert.deepStrictEqual(e.resilience.rate_limit, {
+        requests_per_second: 2,
+        burst: 4,
+        tokens_available: 4,
+        source: "connection"
+      })
       assert.strictEqual(e.ssrf.decision, "allow")
       assert.deepStrictEqual(e.ssrf.addresses, ["93.184.216.34"])
       assert.deepStrictEqual(lookups, ["api.acme.example"])
