@@ -58,7 +58,7 @@ export const server = async <Info>(mode: string, ...args: ReadonlyArray<string>)
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 export const repoRoot = Path.resolve(import.meta.dirname, "..", "..")
-export const switchboardBin = Path.join(repoRoot, "packages", "daemon", "src", "bin.ts")
+export const switchboardBin = Path.join(repoRoot, "packages", "daemon", "bin", "switchboard.js")
 
 /** `switchboard --home HOME daemon start` in the foreground (as a service manager runs it), once it answers. */
 export const daemon = async (options: {

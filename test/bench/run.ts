@@ -15,7 +15,7 @@ import { type Row, table } from "./harness.ts"
 const here = import.meta.dirname
 const root = Path.resolve(here, "..", "..")
 /** The order of the table; any other bench runs after these. */
-const order = ["crypto", "store", "daemon", "mcp"]
+const order = ["crypto", "store", "daemon", "rss", "mcp", "coldstart"]
 const only = process.argv.slice(2)
 const benches = Fs.readdirSync(here)
   .filter((name) => name.endsWith(".bench.ts"))

@@ -4,12 +4,13 @@
  * `run` (the default) stays in the foreground until SIGTERM/SIGINT (exit 130) and exits 1 when it cannot start;
  * `status` prints JSON and exits 0 when a daemon runs, 3 when none does; `stop` exits 0, or 3 when none runs.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import type * as LogLevel from "effect/LogLevel"
 import { parseArgs } from "node:util"
 import * as Daemon from "./Daemon.ts"
+import * as HeapTuning from "./HeapTuning.ts"
 
 const levels: ReadonlyArray<LogLevel.LogLevel> = ["All", "Trace", "Debug", "Info", "Warn", "Error", "Fatal", "None"]
 
@@ -59,6 +60,7 @@ const main = Effect.gen(function* () {
     return
   }
   if (command !== "run") return yield* usage(`unknown command ${command}`)
+  HeapTuning.applyDaemonFlags()
   const store = values.store ?? "sqlite"
   if (store !== "sqlite" && store !== "memory") return yield* usage(`--store must be sqlite or memory`)
   const level = levels.find((l) => l.toLowerCase() === (values["log-level"] ?? "info").toLowerCase())
