@@ -234,16 +234,11 @@ export const readCredential = (
     }
     const columns = decoded.success
     const values = yield* openValues(row)
-    const owner: Credential.Owner = {
-      org: row.owner_org,
-      ...(row.owner_workspace === "" ? {} : { workspace: row.owner_workspace }),
-      ...(row.owner_user === "" ? {} : { user: row.owner_user })
-    }
     return {
       id: row.id,
       connector_id: row.connector_id,
       scope: columns.scope,
-      owner,
+      owner: ownerOf(row),
       name: row.name,
       auth_type: columns.auth_type,
       values,
@@ -258,6 +253,37 @@ export const credentialKeyParams = (
   scope: Credential.Scope,
   owner: Credential.Owner
 ): Array<string> => [connectorId, scope, owner.org, owner.workspace ?? "", owner.user ?? ""]
+
+/** The owner of a credential row (its parts stored as "" do not apply). */
+export const ownerOf = (row: {
+  readonly owner_org: string
+  readonly owner_workspace: string
+  readonly owner_user: string
+}): Credential.Owner => ({
+  org: row.owner_org,
+  ...(row.owner_workspace === "" ? {} : { workspace: row.owner_workspace }),
+  ...(row.owner_user === "" ? {} : { user: row.owner_user })
+})
+
+/** The columns a credential row is inserted with, in the order of `credentialParams`. */
+export const CREDENTIAL_COLUMNS =
+  "connector_id, scope, owner_org, owner_workspace, owner_user, name, id, auth_type, created_at, updated_at, key_id, sealed"
+
+/** The values of `CREDENTIAL_COLUMNS`: the credential's key, its row id and its sealed values. */
+export const credentialParams = (
+  credential: Credential.Credential,
+  id: string,
+  sealed: Sealed
+): Array<string | null | Buffer> => [
+  ...credentialKeyParams(credential.connector_id, credential.scope, credential.owner),
+  credential.name,
+  id,
+  credential.auth_type,
+  credential.created_at,
+  credential.updated_at,
+  sealed.keyId,
+  toBuffer(sealed.bytes)
+]
 
 // ---------------------------------------------------------------------------------------------------------------
 // Connections

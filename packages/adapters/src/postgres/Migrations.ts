@@ -8,16 +8,13 @@
  *
  * Migrations are append-only: a released one is never edited, a change is a new migration.
  */
-import { StoreError } from "@switchboard/core/Errors"
+import type { StoreError } from "@switchboard/core/Errors"
 import * as Effect from "effect/Effect"
+import * as Shared from "../internal/migrations.ts"
 import { type Executor, newerSchema } from "./Database.ts"
 
-export interface Migration {
-  readonly version: number
-  readonly name: string
-  /** Statements without parameters, run as one simple query. */
-  readonly sql: string
-}
+/** A numbered migration; its statements are run as one simple query. */
+export type Migration = Shared.Migration
 
 /**
  * Layout notes (beside the SQLite store's):
@@ -224,19 +221,12 @@ export const migrate = Effect.fn("PostgresMigrations.migrate")(function* (
        applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
      )`
   )
-  for (const migration of list) {
-    if (migration.version <= from) continue
-    yield* tx.run(migration.sql).pipe(
-      Effect.mapError(
-        (error) =>
-          new StoreError({
-            message: `migration ${migration.version} (${migration.name}) failed: ${error.message}`,
-            ...(error.details === undefined ? {} : { details: error.details }),
-            cause: error.cause
-          })
-      )
-    )
-    yield* tx.run("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [migration.version, migration.name])
-  }
+  yield* Shared.applyPending(
+    list,
+    from,
+    (migration) => tx.run(migration.sql),
+    (migration) =>
+      tx.run("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [migration.version, migration.name])
+  )
   return { from, to: latest }
 })

@@ -33,14 +33,7 @@ import * as Connector from "@switchboard/core/Connector"
 import * as ConnectorStore from "@switchboard/core/ConnectorStore"
 import type * as Credential from "@switchboard/core/Credential"
 import * as CredentialVault from "@switchboard/core/CredentialVault"
-import {
-  ConnectorInUse,
-  ConnectorNotFound,
-  NameTaken,
-  SealError,
-  StoreError,
-  VersionConflict
-} from "@switchboard/core/Errors"
+import { type ConnectorNotFound, type NameTaken, type SealError, StoreError } from "@switchboard/core/Errors"
 import { OAuthStateStore, type StoredFlow } from "@switchboard/core/OAuthStateStore"
 import { type SealContext, Sealer } from "@switchboard/core/Sealer"
 import * as Context from "effect/Context"
@@ -52,6 +45,7 @@ import * as Result from "effect/Result"
 import { sha256 } from "../internal/digest.ts"
 import {
   CONNECTION_COLUMNS,
+  CREDENTIAL_COLUMNS,
   type CredentialRow,
   ConnectionSecrets,
   connectionContext,
@@ -60,6 +54,7 @@ import {
   chainOf,
   conceal,
   credentialContext,
+  credentialParams,
   doing,
   jsonRecord,
   type LinkRow,
@@ -79,6 +74,7 @@ import { checkValueContext, makeCheckValue, verifyCheckValue } from "../sodium/S
 import * as PgDatabase from "./Database.ts"
 import { constraintOf, type Database, type Executor, type Param } from "./Database.ts"
 import * as Migrations from "./Migrations.ts"
+import * as Common from "../internal/store.ts"
 
 /** The store ports this module provides. */
 export type Stores =
@@ -122,18 +118,7 @@ const readCheck = (tx: Executor) => tx.get<SealedColumns>(CHECK_SQL, [checkValue
  * waits for a rotation under way and then sees its new key.
  */
 const ensureCurrentKey = (tx: Executor, sealer: SealerService) =>
-  Effect.flatMap(tx.get<{ key_id: string }>(`${CHECK_SQL} FOR SHARE`, [checkValueContext.rowId]), (row) =>
-    row?.key_id === sealer.keyId
-      ? Effect.void
-      : Effect.fail(
-          new SealError({
-            reason: "key_mismatch",
-            message:
-              `the master key does not match this database (the database now uses key ${row?.key_id ?? "none"}, ` +
-              `this process has key ${sealer.keyId}); the key was rotated: restart with the new key`
-          })
-        )
-  )
+  Common.ensureCurrentKey(tx.get<SealedColumns>(`${CHECK_SQL} FOR SHARE`, [checkValueContext.rowId]), sealer)
 
 /** Takes a transaction-scoped advisory lock on a name (hashed to 64 bits). */
 const advisoryLock = (tx: Executor, name: string) =>
@@ -141,8 +126,6 @@ const advisoryLock = (tx: Executor, name: string) =>
 
 const CREDENTIAL_WHERE =
   "connector_id = $1 AND scope = $2 AND owner_org = $3 AND owner_workspace = $4 AND owner_user = $5"
-
-const limitOf = (limit: number) => Math.max(0, Math.floor(limit))
 
 // ---------------------------------------------------------------------------------------------------------------
 // Keyset-paginated lists
@@ -152,70 +135,24 @@ interface Query {
   readonly params: ReadonlyArray<Param>
 }
 
-/** A clause with `?` placeholders, numbered when the query is built. */
-type Clause = readonly [string, ReadonlyArray<Param>]
-
-const filtered = (
-  table: string,
-  clauses: ReadonlyArray<Clause | undefined>,
-  order: "ASC" | "DESC",
-  limit: number
-): Query => {
-  const present = clauses.filter((clause) => clause !== undefined)
+/** The list's SQL with its `?` placeholders numbered. */
+const select = ({ table, clauses, order, limit }: Common.List): Query => {
   let n = 0
   const number = (sql: string) => sql.replace(/\?/g, () => `$${++n}`)
-  const where = present.map(([sql]) => number(sql)).join(" AND ")
+  const where = clauses.map(([sql]) => number(sql)).join(" AND ")
   return {
     sql: `SELECT id, record FROM ${table} WHERE ${where} ORDER BY id ${order} LIMIT ${number("?")}`,
-    params: [...present.flatMap(([, params]) => params), limitOf(limit)]
+    params: [...clauses.flatMap(([, params]) => params), Common.limitOf(limit)]
   }
 }
 
-const when = <A>(value: A | undefined, clause: (value: A) => Clause) =>
-  value === undefined ? undefined : clause(value)
-
-const namePrefix = (prefix: string): Clause => ["starts_with(name, ?)", [prefix]]
+const lists = Common.lists((prefix) => ["starts_with(name, ?)", [prefix]])
 
 /** The SQL of the keyset-paginated lists. */
 export const queries = {
-  listConnectors: (org: string, query: ConnectorStore.ListQuery): Query =>
-    filtered(
-      "connectors",
-      [
-        ["org = ?", [org]],
-        when(query.after, (after) => ["id > ?", [after]]),
-        when(query.kind, (kind) => ["kind = ?", [kind]]),
-        when(query.namePrefix, namePrefix)
-      ],
-      "ASC",
-      query.limit
-    ),
-  listConnections: (org: string, query: ConnectionStore.ListQuery): Query =>
-    filtered(
-      "connections",
-      [
-        ["org = ?", [org]],
-        ["(access_scope = 'organizational' OR owner = ?)", [query.visibleTo]],
-        when(query.after, (after) => ["id > ?", [after]]),
-        when(query.connectorId, (id) => ["connector_id = ?", [id]]),
-        when(query.status, (status) => ["status = ?", [status]]),
-        when(query.namePrefix, namePrefix)
-      ],
-      "ASC",
-      query.limit
-    ),
-  listAudit: (org: string, query: AuditLog.ListQuery): Query =>
-    filtered(
-      "audit",
-      [
-        ["org = ?", [org]],
-        when(query.after, (after) => ["id < ?", [after]]),
-        when(query.connectionId, (id) => ["connection_id = ?", [id]]),
-        when(query.action, (action) => ["action = ?", [action]])
-      ],
-      "DESC",
-      query.limit
-    )
+  listConnectors: (org: string, query: ConnectorStore.ListQuery): Query => select(lists.connectors(org, query)),
+  listConnections: (org: string, query: ConnectionStore.ListQuery): Query => select(lists.connections(org, query)),
+  listAudit: (org: string, query: AuditLog.ListQuery): Query => select(lists.audit(org, query))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -255,8 +192,6 @@ export const makeWith = Effect.fn("PostgresStore.make")(function* (db: Database,
 
   // --- connectors -----------------------------------------------------------------------------------------------
 
-  const nameTaken = (name: string) => new NameTaken({ message: `a connector named ${name} exists`, details: { name } })
-
   const readConnector = (row: RecordRow | undefined) =>
     row === undefined ? Effect.succeedNone : Effect.asSome(connectorRecord.read(row.id, row.record))
 
@@ -277,7 +212,7 @@ export const makeWith = Effect.fn("PostgresStore.make")(function* (db: Database,
               )
             })
           )
-          .pipe(onConstraint({ connectors_org_name: () => nameTaken(connector.name) }))
+          .pipe(onConstraint({ connectors_org_name: () => Common.connectorNameTaken(connector.name) }))
       },
       (effect, _org, connector) => doing(`inserting connector ${connector.id}`)(effect)
     ),
@@ -299,13 +234,8 @@ export const makeWith = Effect.fn("PostgresStore.make")(function* (db: Database,
                   "SELECT version FROM connectors WHERE org = $1 AND id = $2",
                   [org, next.id]
                 )
-                if (current === undefined) {
-                  return yield* new ConnectorNotFound({ message: `connector ${next.id} not found` })
-                }
-                return yield* new VersionConflict({
-                  message: `connector ${next.id} changed concurrently: it is at version ${current.version}, not ${next.version - 1}; read it again and retry`,
-                  details: { connector: next.id, version: current.version }
-                })
+                if (current === undefined) return yield* Common.connectorNotFound(next.id)
+                return yield* Common.versionConflict(next.id, current.version, next.version - 1)
               }
               yield* tx.run(
                 "INSERT INTO connector_versions (org, connector_id, version, record) VALUES ($1, $2, $3, $4)",
@@ -313,7 +243,7 @@ export const makeWith = Effect.fn("PostgresStore.make")(function* (db: Database,
               )
             })
           )
-          .pipe(onConstraint({ connectors_org_name: () => nameTaken(next.name) }))
+          .pipe(onConstraint({ connectors_org_name: () => Common.connectorNameTaken(next.name) }))
       },
       (effect, _org, next) => doing(`updating connector ${next.id}`)(effect)
     ),
@@ -351,11 +281,7 @@ export const makeWith = Effect.fn("PostgresStore.make")(function* (db: Database,
 
     delete: Effect.fn("PostgresStore.ConnectorStore.delete")(
       function* (org: string, id: string) {
-        const inUse = (ids: ReadonlyArray<string>) =>
-          new ConnectorInUse({
-            message: `connector ${id} is used by ${ids.length === 0 ? "new" : ids.length} connection(s); delete them first`,
-            details: { connections: ids }
-          })
+        const inUse = (ids: ReadonlyArray<string>) => Common.connectorInUse(id, ids)
         yield* db
           .transaction((tx) =>
             Effect.gen(function* () {
@@ -363,7 +289,7 @@ export const makeWith = Effect.fn("PostgresStore.make")(function* (db: Database,
                 "SELECT id FROM connectors WHERE org = $1 AND id = $2 FOR UPDATE",
                 [org, id]
               )
-              if (exists === undefined) return yield* new ConnectorNotFound({ message: `connector ${id} not found` })
+              if (exists === undefined) return yield* Common.connectorNotFound(id)
               const users = yield* tx.all<{ id: string }>(
                 "SELECT id FROM connections WHERE org = $1 AND connector_id = $2 ORDER BY id",
                 [org, id]
@@ -398,9 +324,7 @@ export const makeWith = Effect.fn("PostgresStore.make")(function* (db: Database,
             const connector = yield* tx.get<{ id: string }>("SELECT id FROM connectors WHERE id = $1", [
               credential.connector_id
             ])
-            if (connector === undefined) {
-              return yield* new StoreError({ message: `connector ${credential.connector_id} does not exist` })
-            }
+            if (connector === undefined) return yield* Common.noConnectorFor(credential.connector_id)
             const existing = yield* tx.get<{ id: string; created_at: string }>(
               `SELECT id, created_at FROM credentials WHERE ${CREDENTIAL_WHERE} AND name = $6`,
               key
@@ -410,18 +334,9 @@ export const makeWith = Effect.fn("PostgresStore.make")(function* (db: Database,
             const sealed = yield* sealJson(sealer, reveal(credential.values), credentialContext(id))
             if (existing === undefined) {
               yield* tx.run(
-                `INSERT INTO credentials (connector_id, scope, owner_org, owner_workspace, owner_user, name, id,
-                   auth_type, created_at, updated_at, key_id, sealed)
+                `INSERT INTO credentials (${CREDENTIAL_COLUMNS})
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-                [
-                  ...key,
-                  id,
-                  credential.auth_type,
-                  credential.created_at,
-                  credential.updated_at,
-                  sealed.keyId,
-                  toBuffer(sealed.bytes)
-                ]
+                credentialParams(credential, id, sealed)
               )
               return credential
             }
@@ -480,12 +395,8 @@ export const makeWith = Effect.fn("PostgresStore.make")(function* (db: Database,
     insert: Effect.fn("PostgresStore.ConnectionStore.insert")(
       function* (connection: Connection.Connection, secrets: Connection.Secrets) {
         const record = yield* connectionRecord.write(connection.id, connection)
-        const taken = () =>
-          new NameTaken({
-            message: `a connection named ${connection.name} exists`,
-            details: { name: connection.name }
-          })
-        const noConnector = () => new ConnectorNotFound({ message: `connector ${connection.connector_id} not found` })
+        const taken = () => Common.connectionNameTaken(connection.name)
+        const noConnector = () => Common.connectorNotFound(connection.connector_id)
         yield* db
           .transaction((tx) =>
             Effect.gen(function* () {
@@ -589,8 +500,9 @@ export const makeWith = Effect.fn("PostgresStore.make")(function* (db: Database,
   const audit = AuditLog.AuditLog.of({
     append: Effect.fn("PostgresStore.AuditLog.append")(
       function* (record: AuditLog.AuditRecord) {
-        const json = yield* auditRecord.write(record.id, record)
-        const stored = JSON.parse(json) as AuditLog.AuditRecord
+        const checked = Common.auditEntry(record)
+        if (Result.isFailure(checked)) return yield* checked.failure
+        const entry = checked.success
         yield* db.transaction((tx) =>
           Effect.gen(function* () {
             // One append per org at a time, whichever host: the head read here is still the head at COMMIT.
@@ -598,18 +510,15 @@ export const makeWith = Effect.fn("PostgresStore.make")(function* (db: Database,
             const head = yield* tx.get<AuditChain.Head>("SELECT seq, hash FROM audit_heads WHERE org = $1", [
               record.org
             ])
-            const seq = (head?.seq ?? 0) + 1
-            const prevHash = head?.hash ?? AuditChain.genesis
-            const hash = sha256(AuditChain.canonical(seq, prevHash, stored))
+            const link = Common.nextLink(head, entry)
             yield* tx.run(
-              `INSERT INTO audit (org, id, connection_id, action, record, seq, prev_hash, hash)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-              [record.org, record.id, record.connection_id ?? null, record.action, json, seq, prevHash, hash]
+              `INSERT INTO audit (${Common.AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+              Common.auditParams(entry, link)
             )
             yield* tx.run(
               `INSERT INTO audit_heads (org, seq, hash) VALUES ($1, $2, $3)
                ON CONFLICT (org) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`,
-              [record.org, seq, hash]
+              [record.org, link.seq, link.hash]
             )
           })
         )
@@ -774,12 +683,18 @@ export const layerWithDatabase = (
 // Key rotation
 
 /** The tables whose rows hold a sealed value under the context (table, id). */
-export const sealedTables = ["credentials", "connections", "oauth_flows", "oauth_records"] as const
+export const sealedTables = Common.sealedTables
 
 /** The `meta` rows besides the check value holding a value sealed under the context ("meta", key). */
-export const sealedMetaKeys = ["bundle_recipient"] as const
+export const sealedMetaKeys = Common.sealedMetaKeys
 
-const ROTATE_BATCH = 500
+// Every row re-sealed is locked: no other host changes it before the commit.
+const rotationSql: Common.RotationSql = {
+  page: (table) => `SELECT id, key_id, sealed FROM ${table} WHERE id > $1 ORDER BY id LIMIT $2 FOR UPDATE`,
+  update: (table) => `UPDATE ${table} SET key_id = $1, sealed = $2 WHERE id = $3`,
+  meta: "SELECT key_id, sealed FROM meta WHERE key = $1 FOR UPDATE",
+  updateMeta: "UPDATE meta SET key_id = $1, sealed = $2 WHERE key = $3"
+}
 
 /**
  * Re-seals every sealed value, and the check value, from `current` to `next`, in one transaction that first
@@ -799,53 +714,15 @@ export const rotateKey = Effect.fn("PostgresStore.rotateKey")(function* (
         return yield* new StoreError({ message: "the database has no key check value; open it with the store first" })
       }
       yield* verifyCheckValue(current, { keyId: check.key_id, bytes: check.sealed })
-      const counts = { credentials: 0, connections: 0, oauth_flows: 0, oauth_records: 0 }
-      for (const table of sealedTables) {
-        let after = ""
-        for (;;) {
-          const rows = yield* tx.all<SealedColumns & { id: string }>(
-            `SELECT id, key_id, sealed FROM ${table} WHERE id > $1 ORDER BY id LIMIT $2 FOR UPDATE`,
-            [after, ROTATE_BATCH]
-          )
-          for (const row of rows) {
-            const context: SealContext = { table, rowId: row.id }
-            const opened = yield* current.open({ keyId: row.key_id, bytes: row.sealed }, context)
-            const sealed = yield* next
-              .seal(opened, context)
-              .pipe(Effect.ensuring(Effect.sync(() => Redacted.value(opened).fill(0))))
-            yield* tx.run(`UPDATE ${table} SET key_id = $1, sealed = $2 WHERE id = $3`, [
-              sealed.keyId,
-              toBuffer(sealed.bytes),
-              row.id
-            ])
-            counts[table]++
-          }
-          const last = rows.at(-1)
-          if (last === undefined || rows.length < ROTATE_BATCH) break
-          after = last.id
-        }
-      }
-      for (const key of sealedMetaKeys) {
-        const row = yield* tx.get<SealedColumns>("SELECT key_id, sealed FROM meta WHERE key = $1 FOR UPDATE", [key])
-        if (row === undefined) continue
-        const context: SealContext = { table: "meta", rowId: key }
-        const opened = yield* current.open({ keyId: row.key_id, bytes: row.sealed }, context)
-        const sealed = yield* next
-          .seal(opened, context)
-          .pipe(Effect.ensuring(Effect.sync(() => Redacted.value(opened).fill(0))))
-        yield* tx.run("UPDATE meta SET key_id = $1, sealed = $2 WHERE key = $3", [
-          sealed.keyId,
-          toBuffer(sealed.bytes),
-          key
-        ])
-      }
-      const value = yield* makeCheckValue(next)
-      yield* tx.run("UPDATE meta SET key_id = $1, sealed = $2 WHERE key = $3", [
-        value.keyId,
-        toBuffer(value.bytes),
-        checkValueContext.rowId
-      ])
-      return { ...counts, keyId: next.keyId }
+      return yield* Common.resealAll(tx, rotationSql, current, next)
     })
   )
 })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Shared with the other stores on this database
+
+/** What the bundle store (`BundleStore.ts`) shares with this module: the key check. */
+export const shared = {
+  ensureCurrentKey
+} as const

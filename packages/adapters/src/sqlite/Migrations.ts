@@ -6,16 +6,13 @@
  *
  * Migrations are append-only: a released one is never edited, a change is a new migration.
  */
-import { StoreError } from "@switchboard/core/Errors"
+import type { StoreError } from "@switchboard/core/Errors"
 import * as Effect from "effect/Effect"
+import * as Shared from "../internal/migrations.ts"
 import { type Database, newerSchema } from "./Database.ts"
 
-export interface Migration {
-  readonly version: number
-  readonly name: string
-  /** Statements without parameters, run with `exec`. */
-  readonly sql: string
-}
+/** A numbered migration; its statements are run with `exec`. */
+export type Migration = Shared.Migration
 
 /**
  * Layout notes:
@@ -195,18 +192,7 @@ export const migrate = Effect.fn("Migrations.migrate")(function* (
   const latest = list.length
   const from = yield* currentVersion(db)
   if (from > latest) return yield* newerSchema(from, latest)
-  for (const migration of list) {
-    if (migration.version <= from) continue
-    yield* db.exec(migration.sql).pipe(
-      Effect.mapError(
-        (error) =>
-          new StoreError({
-            message: `migration ${migration.version} (${migration.name}) failed: ${error.message}`,
-            cause: error.cause
-          })
-      )
-    )
-  }
+  yield* Shared.applyPending(list, from, (migration) => db.exec(migration.sql))
   if (from < latest) yield* db.pragma(`user_version = ${latest}`)
   return { from, to: latest }
 })

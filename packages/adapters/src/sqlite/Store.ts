@@ -9,7 +9,7 @@
  * rolls back), then pending migrations run and, on a new database, the check value is written. `rotateKey`
  * re-seals everything under a new key in one transaction.
  */
-import * as AuditChain from "@switchboard/core/AuditChain"
+import type * as AuditChain from "@switchboard/core/AuditChain"
 import * as AuditLog from "@switchboard/core/AuditLog"
 import * as Connection from "@switchboard/core/Connection"
 import * as ConnectionStore from "@switchboard/core/ConnectionStore"
@@ -17,40 +17,35 @@ import * as Connector from "@switchboard/core/Connector"
 import * as ConnectorStore from "@switchboard/core/ConnectorStore"
 import type * as Credential from "@switchboard/core/Credential"
 import * as CredentialVault from "@switchboard/core/CredentialVault"
-import {
-  ConnectorInUse,
-  ConnectorNotFound,
-  NameTaken,
-  SealError,
-  StoreError,
-  VersionConflict
-} from "@switchboard/core/Errors"
-import { type SealContext, Sealer } from "@switchboard/core/Sealer"
+import { type SealError, StoreError } from "@switchboard/core/Errors"
+import { Sealer } from "@switchboard/core/Sealer"
 import * as ToolPins from "@switchboard/core/ToolPins"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
+import type * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
-import * as Schema from "effect/Schema"
-import { sha256 } from "../internal/digest.ts"
 import {
   CONNECTION_COLUMNS,
+  CREDENTIAL_COLUMNS,
   ConnectionSecrets,
   type CredentialRow,
   connectionContext,
   connectionParams,
+  credentialContext,
   credentialKeyParams,
+  credentialParams,
   conceal,
-  decodeCredentialColumns,
   doing,
   jsonRecord,
+  openCredentialValues,
   openJson,
+  readCredential as openCredential,
   type RecordRow,
   reveal,
   type SealedColumns,
-  SecretValues,
+  type SealerService,
   sealConnectionSecrets,
   sealJson,
   toBuffer as toBlob
@@ -58,10 +53,9 @@ import {
 import { checkValueContext, makeCheckValue, verifyCheckValue } from "../sodium/Sealer.ts"
 import * as SqliteDatabase from "./Database.ts"
 import type { Database, Param } from "./Database.ts"
+import * as Common from "../internal/store.ts"
 import * as Migrations from "./Migrations.ts"
 import * as SqliteToolPins from "./ToolPins.ts"
-
-type SealerService = (typeof Sealer)["Service"]
 
 /** The four store ports this module provides. */
 export type Stores =
@@ -105,33 +99,14 @@ const RECORD_CACHE = 1024
 const connectorRecord = jsonRecord(Connector.Connector, "connector", RECORD_CACHE)
 const connectionRecord = jsonRecord(Connection.Connection, "connection", RECORD_CACHE)
 const auditRecord = jsonRecord(AuditLog.AuditRecord, "audit record")
-const encodeAuditRecord = Schema.encodeUnknownResult(AuditLog.AuditRecord)
 
 const readCheck = (db: Database) =>
   db.get<SealedColumns>("SELECT key_id, sealed FROM meta WHERE key = ?", [checkValueContext.rowId])
 
-/**
- * Inside a write transaction, before sealing: fails unless the database's key is still this sealer's. Another
- * process may have rotated the key since this store opened; writing under the old key then would leave values
- * no current key opens.
- */
-const ensureCurrentKey = (db: Database, sealer: SealerService) =>
-  Effect.flatMap(readCheck(db), (row) =>
-    row?.key_id === sealer.keyId
-      ? Effect.void
-      : Effect.fail(
-          new SealError({
-            reason: "key_mismatch",
-            message:
-              `the master key does not match this database (the database now uses key ${row?.key_id ?? "none"}, ` +
-              `this process has key ${sealer.keyId}); the key was rotated: restart with the new key`
-          })
-        )
-  )
+/** Inside a write transaction, before sealing: fails unless the database's key is still this sealer's. */
+const ensureCurrentKey = (db: Database, sealer: SealerService) => Common.ensureCurrentKey(readCheck(db), sealer)
 
 const CREDENTIAL_WHERE = "connector_id = ? AND scope = ? AND owner_org = ? AND owner_workspace = ? AND owner_user = ?"
-
-const limitOf = (limit: number) => Math.max(0, Math.floor(limit))
 
 // ---------------------------------------------------------------------------------------------------------------
 // Queries whose plan matters (a test checks with EXPLAIN QUERY PLAN that each searches an index)
@@ -141,71 +116,22 @@ interface Query {
   readonly params: ReadonlyArray<Param>
 }
 
-const filtered = (
-  table: string,
-  base: ReadonlyArray<readonly [string, ReadonlyArray<Param>]>,
-  optional: ReadonlyArray<readonly [string, ReadonlyArray<Param>] | undefined>,
-  order: "ASC" | "DESC",
-  limit: number
-): Query => {
-  const clauses = [...base, ...optional.filter((clause) => clause !== undefined)]
-  return {
-    sql: `SELECT id, record FROM ${table} WHERE ${clauses.map(([sql]) => sql).join(" AND ")} ORDER BY id ${order} LIMIT ?`,
-    params: [...clauses.flatMap(([, params]) => params), limitOf(limit)]
-  }
-}
-
-const when = <A>(value: A | undefined, clause: (value: A) => readonly [string, ReadonlyArray<Param>]) =>
-  value === undefined ? undefined : clause(value)
+const select = ({ table, clauses, order, limit }: Common.List): Query => ({
+  sql: `SELECT id, record FROM ${table} WHERE ${clauses.map(([sql]) => sql).join(" AND ")} ORDER BY id ${order} LIMIT ?`,
+  params: [...clauses.flatMap(([, params]) => params), Common.limitOf(limit)]
+})
 
 // Rows that start with a prefix. Both length() and substr() count characters, so this matches startsWith.
-const namePrefix = (prefix: string) => ["substr(name, 1, length(?)) = ?", [prefix, prefix]] as const
+const lists = Common.lists((prefix) => ["substr(name, 1, length(?)) = ?", [prefix, prefix]])
 
 /** The SQL of the lookups and keyset-paginated lists. */
 export const queries = {
   connectorByName: "SELECT id, record FROM connectors WHERE org = ? AND name = ?",
   connectionByName: "SELECT id, record FROM connections WHERE org = ? AND name = ?",
   credentialByKey: `SELECT * FROM credentials WHERE ${CREDENTIAL_WHERE} AND name = ?`,
-  listConnectors: (org: string, query: ConnectorStore.ListQuery): Query =>
-    filtered(
-      "connectors",
-      [["org = ?", [org]]],
-      [
-        when(query.after, (after) => ["id > ?", [after]]),
-        when(query.kind, (kind) => ["kind = ?", [kind]]),
-        when(query.namePrefix, namePrefix)
-      ],
-      "ASC",
-      query.limit
-    ),
-  listConnections: (org: string, query: ConnectionStore.ListQuery): Query =>
-    filtered(
-      "connections",
-      [
-        ["org = ?", [org]],
-        ["(access_scope = 'organizational' OR owner = ?)", [query.visibleTo]]
-      ],
-      [
-        when(query.after, (after) => ["id > ?", [after]]),
-        when(query.connectorId, (id) => ["connector_id = ?", [id]]),
-        when(query.status, (status) => ["status = ?", [status]]),
-        when(query.namePrefix, namePrefix)
-      ],
-      "ASC",
-      query.limit
-    ),
-  listAudit: (org: string, query: AuditLog.ListQuery): Query =>
-    filtered(
-      "audit",
-      [["org = ?", [org]]],
-      [
-        when(query.after, (after) => ["id < ?", [after]]),
-        when(query.connectionId, (id) => ["connection_id = ?", [id]]),
-        when(query.action, (action) => ["action = ?", [action]])
-      ],
-      "DESC",
-      query.limit
-    )
+  listConnectors: (org: string, query: ConnectorStore.ListQuery): Query => select(lists.connectors(org, query)),
+  listConnections: (org: string, query: ConnectionStore.ListQuery): Query => select(lists.connections(org, query)),
+  listAudit: (org: string, query: AuditLog.ListQuery): Query => select(lists.audit(org, query))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -245,8 +171,6 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
 
   // --- connectors -----------------------------------------------------------------------------------------------
 
-  const nameTaken = (name: string) => new NameTaken({ message: `a connector named ${name} exists`, details: { name } })
-
   const readConnector = (row: RecordRow | undefined) =>
     row === undefined ? Effect.succeedNone : Effect.asSome(connectorRecord.readOne(row.id, row.record))
 
@@ -260,7 +184,7 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
               org,
               connector.name
             ])
-            if (taken !== undefined) return yield* nameTaken(connector.name)
+            if (taken !== undefined) return yield* Common.connectorNameTaken(connector.name)
             yield* db.run("INSERT INTO connectors (id, org, name, kind, version, record) VALUES (?, ?, ?, ?, ?, ?)", [
               connector.id,
               org,
@@ -289,20 +213,15 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
               "SELECT version FROM connectors WHERE org = ? AND id = ?",
               [org, next.id]
             )
-            if (current === undefined) {
-              return yield* new ConnectorNotFound({ message: `connector ${next.id} not found` })
-            }
+            if (current === undefined) return yield* Common.connectorNotFound(next.id)
             if (current.version !== next.version - 1) {
-              return yield* new VersionConflict({
-                message: `connector ${next.id} changed concurrently: it is at version ${current.version}, not ${next.version - 1}; read it again and retry`,
-                details: { connector: next.id, version: current.version }
-              })
+              return yield* Common.versionConflict(next.id, current.version, next.version - 1)
             }
             const taken = yield* db.get<{ id: string }>(
               "SELECT id FROM connectors WHERE org = ? AND name = ? AND id <> ?",
               [org, next.name, next.id]
             )
-            if (taken !== undefined) return yield* nameTaken(next.name)
+            if (taken !== undefined) return yield* Common.connectorNameTaken(next.name)
             yield* db.run("UPDATE connectors SET name = ?, kind = ?, version = ?, record = ? WHERE id = ?", [
               next.name,
               next.kind,
@@ -359,16 +278,16 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
               org,
               id
             ])
-            if (exists === undefined) return yield* new ConnectorNotFound({ message: `connector ${id} not found` })
+            if (exists === undefined) return yield* Common.connectorNotFound(id)
             const users = yield* db.all<{ id: string }>(
               "SELECT id FROM connections WHERE org = ? AND connector_id = ? ORDER BY id",
               [org, id]
             )
             if (users.length > 0) {
-              return yield* new ConnectorInUse({
-                message: `connector ${id} is used by ${users.length} connection(s); delete them first`,
-                details: { connections: users.map((row) => row.id) }
-              })
+              return yield* Common.connectorInUse(
+                id,
+                users.map((row) => row.id)
+              )
             }
             // Its versions and credentials go with it (ON DELETE CASCADE).
             yield* db.run("DELETE FROM connectors WHERE id = ?", [id])
@@ -381,8 +300,6 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
   })
 
   // --- credentials ----------------------------------------------------------------------------------------------
-
-  const credentialContext = (id: string): SealContext => ({ table: "credentials", rowId: id })
 
   // A credential is read on every call through a connection that uses it. Its opened values are kept briefly
   // with the exact sealed bytes they came from: the same bytes under the same key open to the same values, and
@@ -403,8 +320,7 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
     if (hit !== undefined && hit.until > now && hit.keyId === row.key_id && bytesEqual(hit.sealed, row.sealed)) {
       return Effect.succeed(hit.values)
     }
-    return Effect.map(openJson(sealer, SecretValues, row, credentialContext(row.id)), (plain) => {
-      const values = conceal(plain)
+    return Effect.map(openCredentialValues(sealer, row), (values) => {
       opened.delete(row.id)
       if (opened.size >= OPENED_MAX) {
         for (const [id, entry] of opened) if (entry.until <= now) opened.delete(id)
@@ -415,33 +331,7 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
     })
   }
 
-  // Read on every call through a connection with a stored credential: the columns are checked synchronously.
-  const readCredential = (row: CredentialRow) =>
-    Effect.gen(function* () {
-      const decoded = decodeCredentialColumns(row)
-      if (Result.isFailure(decoded)) {
-        const cause = decoded.failure
-        return yield* new StoreError({ message: `the stored credential ${row.id} is corrupt: ${cause.message}`, cause })
-      }
-      const columns = decoded.success
-      const values = yield* openedValues(row)
-      const owner: Credential.Owner = {
-        org: row.owner_org,
-        ...(row.owner_workspace === "" ? {} : { workspace: row.owner_workspace }),
-        ...(row.owner_user === "" ? {} : { user: row.owner_user })
-      }
-      return {
-        id: row.id,
-        connector_id: row.connector_id,
-        scope: columns.scope,
-        owner,
-        name: row.name,
-        auth_type: columns.auth_type,
-        values,
-        created_at: row.created_at,
-        updated_at: row.updated_at
-      } satisfies Credential.Credential
-    })
+  const readCredential = (row: CredentialRow) => openCredential(sealer, row, openedValues)
 
   const vault = CredentialVault.CredentialVault.of({
     put: Effect.fn("SqliteStore.CredentialVault.put")(
@@ -455,9 +345,7 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
             const connector = yield* db.get<{ id: string }>("SELECT id FROM connectors WHERE id = ?", [
               credential.connector_id
             ])
-            if (connector === undefined) {
-              return yield* new StoreError({ message: `connector ${credential.connector_id} does not exist` })
-            }
+            if (connector === undefined) return yield* Common.noConnectorFor(credential.connector_id)
             const existing = yield* db.get<{ id: string; created_at: string }>(
               `SELECT id, created_at FROM credentials WHERE ${CREDENTIAL_WHERE} AND name = ?`,
               key
@@ -467,17 +355,8 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
             const sealed = yield* sealJson(sealer, reveal(credential.values), credentialContext(id))
             if (existing === undefined) {
               yield* db.run(
-                `INSERT INTO credentials (connector_id, scope, owner_org, owner_workspace, owner_user, name, id,
-                   auth_type, created_at, updated_at, key_id, sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-                [
-                  ...key,
-                  id,
-                  credential.auth_type,
-                  credential.created_at,
-                  credential.updated_at,
-                  sealed.keyId,
-                  toBlob(sealed.bytes)
-                ]
+                `INSERT INTO credentials (${CREDENTIAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                credentialParams(credential, id, sealed)
               )
               return credential
             }
@@ -553,19 +432,12 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
               connection.org,
               connection.name
             ])
-            if (taken !== undefined) {
-              return yield* new NameTaken({
-                message: `a connection named ${connection.name} exists`,
-                details: { name: connection.name }
-              })
-            }
+            if (taken !== undefined) return yield* Common.connectionNameTaken(connection.name)
             const connector = yield* db.get<{ id: string }>("SELECT id FROM connectors WHERE org = ? AND id = ?", [
               connection.org,
               connection.connector_id
             ])
-            if (connector === undefined) {
-              return yield* new ConnectorNotFound({ message: `connector ${connection.connector_id} not found` })
-            }
+            if (connector === undefined) return yield* Common.connectorNotFound(connection.connector_id)
             yield* ensureCurrentKey(db, sealer)
             const sealed = yield* sealConnectionSecrets(sealer, connection.id, secrets)
             yield* db.run(
@@ -649,7 +521,7 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
   // `list`, and the end of the layer first write what is queued, so order is kept and a reader in this process
   // sees every record. A crash loses at most the records of calls of its last AUDIT_DELAY_MS, never a record of
   // a change (connector, credential, connection: those are written before `append` returns).
-  type Queued = { readonly record: AuditLog.AuditRecord; readonly json: string; readonly stored: unknown }
+  type Queued = Common.AuditEntry
   let queued: Array<Queued> = []
   let scheduled = false
   const services = yield* Effect.context<never>()
@@ -658,18 +530,17 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
   const writeAudit = (batch: ReadonlyArray<Queued>) =>
     Effect.gen(function* () {
       const heads = new Map<string, AuditChain.Head | undefined>()
-      for (const { record, json, stored } of batch) {
-        const head = heads.has(record.org)
-          ? heads.get(record.org)
-          : yield* db.get<AuditChain.Head>("SELECT seq, hash FROM audit_heads WHERE org = ?", [record.org])
-        const seq = (head?.seq ?? 0) + 1
-        const prevHash = head?.hash ?? AuditChain.genesis
-        const hash = sha256(AuditChain.canonical(seq, prevHash, stored as AuditLog.AuditRecord))
+      for (const entry of batch) {
+        const { org } = entry.record
+        const head = heads.has(org)
+          ? heads.get(org)
+          : yield* db.get<AuditChain.Head>("SELECT seq, hash FROM audit_heads WHERE org = ?", [org])
+        const link = Common.nextLink(head, entry)
         yield* db.run(
-          "INSERT INTO audit (org, id, connection_id, action, record, seq, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-          [record.org, record.id, record.connection_id ?? null, record.action, json, seq, prevHash, hash]
+          `INSERT INTO audit (${Common.AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          Common.auditParams(entry, link)
         )
-        heads.set(record.org, { seq, hash })
+        heads.set(org, { seq: link.seq, hash: link.hash })
       }
       for (const [org, head] of heads) {
         if (head === undefined) continue
@@ -716,16 +587,9 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
   const audit = AuditLog.AuditLog.of({
     append: Effect.fnUntraced(
       function* (record: AuditLog.AuditRecord) {
-        // Checked against the schema (nothing invalid is written) synchronously; the encoded value is what is
-        // stored and hashed (as its JSON text would parse back).
-        const encoded = encodeAuditRecord(record)
-        if (Result.isFailure(encoded)) {
-          return yield* new StoreError({
-            message: `the audit record ${record.id} is not valid: ${encoded.failure.message}`,
-            cause: encoded.failure
-          })
-        }
-        const entry: Queued = { record, json: JSON.stringify(encoded.success), stored: encoded.success }
+        const checked = Common.auditEntry(record)
+        if (Result.isFailure(checked)) return yield* checked.failure
+        const entry = checked.success
         if (!batched.has(record.action)) return yield* writeQueued(entry)
         queued.push(entry)
         if (queued.length >= AUDIT_BATCH) yield* writeQueued()
@@ -791,12 +655,17 @@ export const layerMemory: Layer.Layer<Stores, StoreError | SealError, Sealer> = 
 // Key rotation
 
 /** The tables whose rows hold a sealed value under the context (table, id). */
-export const sealedTables = ["credentials", "connections", "oauth_flows", "oauth_records"] as const
+export const sealedTables = Common.sealedTables
 
 /** The `meta` rows (besides the check value) holding a sealed value under the context ("meta", key). */
-export const sealedMetaKeys = ["bundle_recipient"] as const
+export const sealedMetaKeys = Common.sealedMetaKeys
 
-const ROTATE_BATCH = 500
+const rotationSql: Common.RotationSql = {
+  page: (table) => `SELECT id, key_id, sealed FROM ${table} WHERE id > ? ORDER BY id LIMIT ?`,
+  update: (table) => `UPDATE ${table} SET key_id = ?, sealed = ? WHERE id = ?`,
+  meta: "SELECT key_id, sealed FROM meta WHERE key = ?",
+  updateMeta: "UPDATE meta SET key_id = ?, sealed = ? WHERE key = ?"
+}
 
 /**
  * Re-seals every sealed value, and the check value, from `current` to `next`, in one durable transaction: if
@@ -815,49 +684,7 @@ export const rotateKey = Effect.fn("SqliteStore.rotateKey")(function* (
         return yield* new StoreError({ message: "the database has no key check value; open it with the store first" })
       }
       yield* verifyCheckValue(current, { keyId: check.key_id, bytes: check.sealed })
-      const counts = { credentials: 0, connections: 0, oauth_flows: 0, oauth_records: 0 }
-      for (const table of sealedTables) {
-        let after = ""
-        for (;;) {
-          const rows = yield* db.all<SealedColumns & { id: string }>(
-            `SELECT id, key_id, sealed FROM ${table} WHERE id > ? ORDER BY id LIMIT ?`,
-            [after, ROTATE_BATCH]
-          )
-          for (const row of rows) {
-            const context: SealContext = { table, rowId: row.id }
-            const opened = yield* current.open({ keyId: row.key_id, bytes: row.sealed }, context)
-            const sealed = yield* next
-              .seal(opened, context)
-              .pipe(Effect.ensuring(Effect.sync(() => Redacted.value(opened).fill(0))))
-            yield* db.run(`UPDATE ${table} SET key_id = ?, sealed = ? WHERE id = ?`, [
-              sealed.keyId,
-              toBlob(sealed.bytes),
-              row.id
-            ])
-            counts[table]++
-          }
-          const last = rows.at(-1)
-          if (last === undefined || rows.length < ROTATE_BATCH) break
-          after = last.id
-        }
-      }
-      for (const key of sealedMetaKeys) {
-        const row = yield* db.get<SealedColumns>("SELECT key_id, sealed FROM meta WHERE key = ?", [key])
-        if (row === undefined) continue
-        const context: SealContext = { table: "meta", rowId: key }
-        const opened = yield* current.open({ keyId: row.key_id, bytes: row.sealed }, context)
-        const sealed = yield* next
-          .seal(opened, context)
-          .pipe(Effect.ensuring(Effect.sync(() => Redacted.value(opened).fill(0))))
-        yield* db.run("UPDATE meta SET key_id = ?, sealed = ? WHERE key = ?", [sealed.keyId, toBlob(sealed.bytes), key])
-      }
-      const value = yield* makeCheckValue(next)
-      yield* db.run("UPDATE meta SET key_id = ?, sealed = ? WHERE key = ?", [
-        value.keyId,
-        toBlob(value.bytes),
-        checkValueContext.rowId
-      ])
-      return { ...counts, keyId: next.keyId }
+      return yield* Common.resealAll(db, rotationSql, current, next)
     }),
     { durable: true }
   )
@@ -867,11 +694,9 @@ export const rotateKey = Effect.fn("SqliteStore.rotateKey")(function* (
 // Shared with the other stores on this database
 
 /**
- * What the bundle store (`BundleStore.ts`) shares with this module: the same cached records and key check (rows
- * and sealing are `internal/rows.ts`, shared with the PostgreSQL store).
+ * What the bundle store (`BundleStore.ts`) shares with this module: the key check (rows, sealing and the rest are
+ * `internal/`, shared with the PostgreSQL store).
  */
 export const shared = {
-  connectorRecord,
-  connectionRecord,
   ensureCurrentKey
 } as const
