@@ -14,7 +14,7 @@ import * as Principal from "./Principal.ts"
 import * as Switchboard from "./Switchboard.ts"
 
 type Service = Switchboard.Switchboard["Service"]
-type Methods = {
+export type Methods = {
   readonly [K in keyof Service]: Service[K] extends (...args: infer A) => Effect.Effect<infer R, infer _E, infer _Rq>
     ? (...args: A) => Promise<R>
     : never
@@ -39,43 +39,61 @@ export interface Options<E> {
   readonly principal?: Principal.Principal
 }
 
+/** The Switchboard methods the facade offers (every service method). */
+export const methodNames = [
+  "createConnector",
+  "listConnectors",
+  "getConnector",
+  "getConnectorVersion",
+  "updateConnector",
+  "deleteConnector",
+  "authenticationMethods",
+  "setCredential",
+  "listCredentials",
+  "deleteCredential",
+  "createConnection",
+  "listConnections",
+  "getConnection",
+  "deleteConnection",
+  "setConnectionStatus",
+  "resolveCall",
+  "audit",
+  "listAudit"
+] as const satisfies ReadonlyArray<keyof Service>
+
+/**
+ * Runs effects needing some services (and the principal) as Promises: `runtime.runPromise` with the principal
+ * provided. Facades built on a larger runtime (the daemon's `createHub`) share it.
+ */
+export type Runner<R> = <A, E>(effect: Effect.Effect<A, E, R>) => Promise<A>
+
+/** A runner for `principal` on `runtime`. */
+export const runnerFor =
+  <R, ER>(runtime: ManagedRuntime.ManagedRuntime<R, ER>, principal: Principal.Principal): Runner<R> =>
+  (effect) =>
+    runtime.runPromise(effect.pipe(Effect.provideService(Principal.CurrentPrincipal, principal)))
+
+/** The Switchboard service's methods as Promises, run by `run`. */
+export const switchboardMethods = (run: Runner<Switchboard.Switchboard>): Methods => {
+  const call =
+    (key: keyof Service) =>
+    (...args: ReadonlyArray<unknown>) =>
+      run(
+        Effect.flatMap(Effect.service(Switchboard.Switchboard), (s) =>
+          (s[key] as (...a: ReadonlyArray<unknown>) => Effect.Effect<unknown, unknown>)(...args)
+        )
+      )
+  return Object.fromEntries(methodNames.map((key) => [key, call(key)])) as unknown as Methods
+}
+
 /** Start a Switchboard on the given stores and return its Promise facade. */
 export const createSwitchboard = <E>(options: Options<E>): SwitchboardClient => {
   const runtime = ManagedRuntime.make(Switchboard.layer.pipe(Layer.provide(options.layer)))
-  const bind = (principal: Principal.Principal): SwitchboardClient => {
-    const call =
-      (key: keyof Service) =>
-      (...args: ReadonlyArray<unknown>) =>
-        runtime.runPromise(
-          Effect.flatMap(Effect.service(Switchboard.Switchboard), (s) =>
-            (s[key] as (...a: ReadonlyArray<unknown>) => Effect.Effect<unknown, unknown>)(...args)
-          ).pipe(Effect.provideService(Principal.CurrentPrincipal, principal))
-        )
-    const methods = Object.fromEntries(
-      (
-        [
-          "createConnector",
-          "listConnectors",
-          "getConnector",
-          "getConnectorVersion",
-          "updateConnector",
-          "deleteConnector",
-          "authenticationMethods",
-          "setCredential",
-          "listCredentials",
-          "deleteCredential",
-          "createConnection",
-          "listConnections",
-          "getConnection",
-          "deleteConnection",
-          "setConnectionStatus",
-          "resolveCall",
-          "audit",
-          "listAudit"
-        ] satisfies ReadonlyArray<keyof Service>
-      ).map((key) => [key, call(key)])
-    ) as unknown as Methods
-    return { ...methods, principal, as: bind, dispose: () => runtime.dispose() }
-  }
+  const bind = (principal: Principal.Principal): SwitchboardClient => ({
+    ...switchboardMethods(runnerFor(runtime, principal)),
+    principal,
+    as: bind,
+    dispose: () => runtime.dispose()
+  })
   return bind(options.principal ?? Principal.local("local"))
 }

@@ -24,6 +24,7 @@ import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import * as AuthPattern from "./AuthPattern.ts"
 import * as Catalog from "./Catalog.ts"
 import * as Connection from "./Connection.ts"
 import * as Connector from "./Connector.ts"
@@ -244,6 +245,25 @@ export const scrub = (text: string, values: Readonly<Record<string, Redacted.Red
   return out
 }
 
+/**
+ * The values a test's detail must never show: the credential's secret fields (declared `password`, or with a
+ * well-known secret name) and the headers and auth query parameters sent. Plain fields (a host, a user name) stay
+ * readable, so a target echoing them back still makes sense.
+ */
+export const secretValues = (
+  call: Pick<ResolvedCall, "values" | "pattern" | "headers" | "auth">
+): Record<string, Redacted.Redacted<string>> => {
+  const specs = [...(call.pattern?.fields ?? []), ...(call.pattern?.account_fields ?? [])]
+  const out: Record<string, Redacted.Redacted<string>> = {}
+  for (const [name, value] of Object.entries(call.values)) {
+    if (AuthPattern.isSecretField(specs.find((s) => s.field_name === name) ?? { field_name: name })) out[name] = value
+  }
+  for (const [name, value] of Object.entries(call.headers)) out[`${headerPrefix}${name}`] = value
+  for (const [name, value] of Object.entries(call.auth.headers)) out[`${headerPrefix}${name}`] = value
+  for (const [name, value] of Object.entries(call.auth.query)) out[`${queryPrefix}${name}`] = value
+  return out
+}
+
 // How a failed probe counts for the circuit: an unhealthy target counts as a failure; a destination the SSRF guard
 // refused was never contacted, so it counts for nothing (`destination_refused` is ignored by the breaker); a refused
 // credential or a missing database is an answer from a healthy target (a success).
@@ -345,7 +365,7 @@ export const make = (options: Partial<Options> = {}) =>
               timeoutMillis: connection.timeouts?.connect_ms ?? config.timeoutMillis
             })
       const duration_ms = Math.max(0, (yield* Clock.currentTimeMillis) - started)
-      const detail = scrub(result.detail, { ...call.values, ...(planned._tag === "Probe" ? planned.credentials : {}) })
+      const detail = scrub(result.detail, secretValues(call))
       // A disabled connection stays disabled; the test is still recorded.
       const status: Connection.Status = connection.status === "disabled" ? "disabled" : result.ok ? "active" : "error"
       const updated = yield* sb.setConnectionStatus(connection.id, {

@@ -345,14 +345,47 @@ describe("ConnectionTests.test", () => {
       assert.strictEqual(tested.status, "error")
       assert.strictEqual(
         tested.last_error,
-        'authentication failed: db.example.com: password authentication failed for user "sv***on" (SQLSTATE 28P01)'
+        // A user name is not a secret: the target's answer stays readable.
+        'authentication failed: db.example.com: password authentication failed for user "svc_kaireon" (SQLSTATE 28P01)'
       )
       assert.strictEqual(tested.test.reason, "authentication_failed")
       assert.isFalse(tested.test.ok)
-      assertMasked(tested)
+      assert.deepStrictEqual(tested.auth_config, { username: "sv***on", password: "****" })
       assert.strictEqual(f.audit[0]?.outcome, "failure")
       assert.strictEqual(f.audit[0]?.error_code, "authentication_failed")
       // The next passing test clears the error.
+    }).pipe(Effect.provide(f.layer))
+  })
+
+  it.effect("masks only secret values a target echoes: a plain host or user name shows, a password never does", () => {
+    const password = "pw-canary-7Hq2Zx9Lm4"
+    const token = "tok-canary-Vb8Rn3Kd6Y"
+    const echo: ProbeResult = {
+      ok: false,
+      reason: "authentication_failed",
+      detail: `db.internal.example asked ops_reader for ${password}, then ${token}`
+    }
+    const f = fixture(() => echo, {
+      call: () => ({
+        pattern: {
+          type: "BASIC",
+          fields: [
+            { field_name: "host", input_type: "text" },
+            { field_name: "username", input_type: "text" },
+            { field_name: "pass", input_type: "password" }
+          ]
+        } as never,
+        // `token` is undeclared: its well-known name makes it secret.
+        values: secrets({ host: "db.internal.example", username: "ops_reader", pass: password, token })
+      })
+    })
+    return Effect.gen(function* () {
+      const tested = yield* test(A)
+      assert.strictEqual(tested.test.detail, "db.internal.example asked ops_reader for pw***m4, then to***6Y")
+      assert.include(tested.last_error ?? "", "db.internal.example asked ops_reader")
+      const text = JSON.stringify(tested)
+      assert.notInclude(text, password)
+      assert.notInclude(text, token)
     }).pipe(Effect.provide(f.layer))
   })
 

@@ -2,7 +2,8 @@
  * The connect page and the dashboard in real headless Chromium (Debian's, driven by playwright-core), against the
  * real daemon (`main.ts` in a sandbox, SQLite store) and a real authorization server (`oidc-provider` on 127.0.0.1):
  * the dashboard URL with the per-start secret in the log and `status`, an OAuth connector connected end to end
- * from the connect page to the result page naming the account, an MCP connector added through the guided form
+ * from the connect page to the result page naming the account, an OAuth connector's account fields collected on its
+ * connect page (validated like the API) and kept beside the tokens, an MCP connector added through the guided form
  * (a field error first), a static credential saved from password inputs and a failed test's error on the
  * dashboard, and requests with a wrong `Host`, without the session or without the CSRF token refused.
  * Screenshots of the connect page and the dashboard land in `screenshots/` (git-ignored).
@@ -176,6 +177,81 @@ describe.skipIf(why !== undefined)("the connect page and the dashboard in Chromi
       const after = await api("GET", `/v1/connections/${id}`)
       assert.strictEqual(after.json.status, "active", after.text)
       assert.strictEqual(after.json.account_label, "alice@example.test")
+    })
+  )
+
+  it.live("collects an OAuth connector's account fields on the connect page (validated), then authorizes", () =>
+    Effect.promise(async () => {
+      const connector = await api("POST", "/v1/connectors", {
+        name: "zen",
+        display_name: "Zen Desk",
+        proxy_url: "https://api.zen.example",
+        auth_patterns: [
+          {
+            type: "OAUTH",
+            account_fields: [
+              { field_name: "subdomain", label: "Subdomain", input_type: "text", required: true },
+              { field_name: "api_region", label: "Region", input_type: "text" }
+            ],
+            oauth_config: {
+              authorize_uri: `${oidc.issuer}/auth`,
+              token_uri: `${oidc.issuer}/token`,
+              user_info_uri: `${oidc.issuer}/me`,
+              available_scopes: [{ scope: "openid", required: true }]
+            }
+          }
+        ]
+      })
+      assert.strictEqual(connector.status, 201, connector.text)
+      const client = await api("POST", "/v1/connectors/zen/organization/credentials", {
+        name: "oauth_client",
+        values: { client_id: "web-app" }
+      })
+      assert.strictEqual(client.status, 200, client.text)
+      const created = await api("POST", "/v1/connectors/zen/connections", { name: "zen-work" })
+      assert.strictEqual(created.status, 201, created.text)
+      const id = created.json.id ?? created.json.connection?.id
+      assert.isString(id)
+      const credentials = async () => {
+        const listed = await api("GET", "/v1/connectors/zen/user/credentials")
+        assert.strictEqual(listed.status, 200, listed.text)
+        return (listed.json.data ?? listed.json) as ReadonlyArray<{ auth_type: string; values: Record<string, string> }>
+      }
+
+      // The API's validation, at the HTTP level (the browser would not send a missing required field).
+      const port = dashboardUrl.port
+      const cookie = `sb_session_${port}=${secret()}`
+      const shown = await raw("GET", `/ui/connect/${id}`, { host: `127.0.0.1:${port}`, cookie })
+      assert.strictEqual(shown.status, 200)
+      const csrf = /name="csrf" value="([^"]+)"/u.exec(shown.text)?.[1] ?? ""
+      const headers = { host: `127.0.0.1:${port}`, cookie, "content-type": "application/x-www-form-urlencoded" }
+      const post = (body: string) =>
+        raw("POST", `/ui/connect/${id}/oauth`, headers, `csrf=${csrf}&scope=openid&${body}`)
+      const missing = await post("value.subdomain=&value.api_region=eu")
+      assert.strictEqual(missing.status, 422, missing.text)
+      assert.match(missing.text, /data-field="subdomain">subdomain is required/u)
+      const smuggled = await post("value.subdomain=acme&value.access_token=planted-token-4242")
+      assert.strictEqual(smuggled.status, 422, smuggled.text)
+      assert.include(smuggled.text, "access_token")
+      assert.strictEqual((await raw("POST", `/ui/connect/${id}/oauth`, headers, "value.subdomain=acme")).status, 403)
+      assert.deepStrictEqual(await credentials(), [], "nothing stored, no flow started")
+
+      await page.goto(`${origin()}/ui/connect/${id}`)
+      assert.strictEqual(await page.getAttribute("#f-subdomain", "type"), "text")
+      assert.isNotNull(await page.getAttribute("#f-subdomain", "required"), "a required account field")
+      await page.fill("#f-subdomain", "acme-eu")
+      await page.fill("#f-api_region", "eu")
+      await shot("connect-account-fields.png")
+      await Promise.all([page.waitForURL(/\/v1\/oauth\/callback/u, { timeout: 20_000 }), page.click("#connect")])
+      assert.strictEqual(await page.locator("h1").textContent(), "Connected")
+
+      // The account fields stay beside the tokens the flow stored.
+      const stored = await credentials()
+      assert.strictEqual(stored.length, 1)
+      assert.strictEqual(stored[0]?.auth_type, "OAUTH")
+      assert.includeMembers(Object.keys(stored[0]?.values ?? {}), ["subdomain", "api_region", "access_token"])
+      const after = await api("GET", `/v1/connections/${id}`)
+      assert.strictEqual(after.json.status, "active", after.text)
     })
   )
 

@@ -1,6 +1,7 @@
 /**
  * The server-rendered pages: the layout, the connect page (OAuth or a static credential form), the result page of
- * a flow, and the dashboard with its guided connector form. Pure functions of their data to `Html`; every value
+ * a flow, and the dashboard with its guided connector form. An OAuth connector's account fields are collected on its
+ * connect page, beside the scopes. Pure functions of their data to `Html`; every value
  * is escaped by `html`. No script: forms post back and the server redirects.
  */
 import type { AuditRecord } from "@switchboard/core/AuditLog"
@@ -98,9 +99,9 @@ ${
         }${
           page.accountFields.length === 0
             ? null
-            : html`<h2>Account fields</h2><p class="muted">This connector also uses: ${page.accountFields
-                .map((f) => f.spec.label ?? f.spec.field_name)
-                .join(", ")} (set them with <code>switchboard credentials set</code>).</p>`
+            : html`<h2>Account fields</h2>
+<p class="muted">Stored sealed with this connection's tokens, before the authorization starts.</p>
+${page.accountFields.map((f) => fieldRow(f, page.fieldErrors?.[f.spec.field_name]))}`
         }
 <p><button type="submit" id="connect">Connect</button></p></form>`
       : html`<form class="stack" method="post" action="${connectPath(connection.id)}/credential">${csrfInput(page.csrf)}

@@ -115,6 +115,30 @@ const lastSegment = (url: URL, index: number) => decodeURIComponent(url.pathname
 
 const failureText = (error: SwitchboardError) => `${error.message} (${error.code})`
 
+/**
+ * The non-empty `value.<field>` entries of a form; with `allowed`, the names outside it are given back as `unknown`
+ * instead of taken.
+ */
+const formValues = (form: URLSearchParams, allowed?: ReadonlyArray<string>) => {
+  const values: Record<string, string> = {}
+  const unknown: Array<string> = []
+  for (const [key, value] of form) {
+    if (!key.startsWith("value.")) continue
+    const name = key.slice("value.".length)
+    if (allowed !== undefined && !allowed.includes(name)) unknown.push(name)
+    else if (value !== "") values[name] = value
+  }
+  return { values, unknown }
+}
+
+/** A credential's validation issues by field name (`values.<field>` → `<field>`), for the form's field errors. */
+const fieldErrorsOf = (error: SwitchboardError): Record<string, string> => {
+  const fieldErrors: Record<string, string> = {}
+  for (const issue of ConnectorForm.issuesOf(error.details))
+    fieldErrors[issue.path.replace(/^values\./u, "")] = issue.message
+  return fieldErrors
+}
+
 /** The connect page's data for a connection. */
 const connectData = Effect.fn("Web.connectData")(function* (connectionId: string, csrf: string) {
   const sb = yield* Switchboard.Switchboard
@@ -295,12 +319,42 @@ export const routes = (cell: Cell, options: WebOptions) => {
           const sb = yield* Switchboard.Switchboard
           const oauth = yield* OAuth.OAuth
           const scopes = form.getAll("scope")
-          return yield* sb.getConnection(id).pipe(
-            Effect.flatMap((connection) =>
-              oauth.authorizationUrl(connection.connector_id, { connection: connection.id, scopes })
-            ),
+          const data = yield* Effect.result(connectData(id, keys.csrf))
+          if (data._tag === "Failure")
+            return respond(data.failure.status, Pages.message("Cannot connect", failureText(data.failure)))
+          const { connection, connector, pattern } = data.success
+          // Only an OAuth pattern's account fields come from the page: never tokens or other fields.
+          const accountFields = pattern?.type === "OAUTH" ? data.success.accountFields : []
+          const { values, unknown } = formValues(
+            form,
+            accountFields.map((f) => f.spec.field_name)
+          )
+          if (unknown.length > 0) {
+            const fieldErrors = Object.fromEntries(
+              unknown.map((name) => [name, "not an account field of this connector"])
+            )
+            return yield* connectPage(id, 422, { error: `unknown fields: ${unknown.join(", ")}`, fieldErrors })
+          }
+          // Stored where the flow will put the tokens (the flow keeps the non-token values it finds there), with the
+          // API's validation (required account fields); nothing to store when the connector asks for none.
+          const store =
+            accountFields.length === 0
+              ? Effect.void
+              : Effect.gen(function* () {
+                  const principal = yield* Principal.CurrentPrincipal
+                  const target = OAuth.tokenTarget(connection, principal)
+                  yield* sb.setCredential(connector.id, target.scope, {
+                    name: target.name,
+                    auth_type: "OAUTH",
+                    values
+                  })
+                })
+          return yield* store.pipe(
+            Effect.andThen(oauth.authorizationUrl(connection.connector_id, { connection: connection.id, scopes })),
             Effect.map(({ url: location }) => seeOther(location)),
-            Effect.catch((error: SwitchboardError) => connectPage(id, error.status, { error: failureText(error) }))
+            Effect.catch((error: SwitchboardError) =>
+              connectPage(id, error.status, { error: failureText(error), fieldErrors: fieldErrorsOf(error) })
+            )
           )
         })
       )
@@ -315,10 +369,7 @@ export const routes = (cell: Cell, options: WebOptions) => {
             return respond(data.failure.status, Pages.message("Cannot connect", failureText(data.failure)))
           const { connection, connector, pattern } = data.success
           if (pattern === undefined || pattern.type === "OAUTH") return yield* connectPage(id, 400)
-          const values: Record<string, string> = {}
-          for (const [key, value] of form) {
-            if (key.startsWith("value.") && value !== "") values[key.slice("value.".length)] = value
-          }
+          const { values } = formValues(form)
           const target = connection.credential ?? {
             scope: connection.access_scope === "organizational" ? ("organization" as const) : ("user" as const),
             name: "default"
@@ -328,12 +379,9 @@ export const routes = (cell: Cell, options: WebOptions) => {
             .pipe(
               Effect.andThen(sb.setConnectionStatus(connection.id, { status: "active", last_error: null })),
               Effect.as(respond(200, Pages.resultPage({ ok: true, connector: connector.display_name, account: null }))),
-              Effect.catch((error: SwitchboardError) => {
-                const fieldErrors: Record<string, string> = {}
-                for (const issue of ConnectorForm.issuesOf(error.details))
-                  fieldErrors[issue.path.replace(/^values\./u, "")] = issue.message
-                return connectPage(id, error.status, { error: failureText(error), fieldErrors })
-              })
+              Effect.catch((error: SwitchboardError) =>
+                connectPage(id, error.status, { error: failureText(error), fieldErrors: fieldErrorsOf(error) })
+              )
             )
         })
       )
