@@ -5,6 +5,11 @@
  * credentials only through their `command.env` templates, never through argv. Tool errors (`isError`) are
  * results; protocol failures are typed `UpstreamError`s. OAuth connections go through the `TokenRefresher` hook:
  * refresh ahead of expiry, once after a 401 (then the operation runs again), step-up after a 403.
+ *
+ * With a `ToolPins` store in context, every listing is checked against the connection's pinned tool manifest (see
+ * `ToolPins`): a change is audited (`tools.changed`, once per process and pending manifest) and logged; under the
+ * `block` policy new and changed tools are left out of listings and calls to them fail with `tool_not_approved`.
+ * `layer` also provides `ToolPinning` (show and approve pins) over the same state.
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -15,11 +20,22 @@ import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import type * as Stream from "effect/Stream"
 import * as AuthPattern from "./AuthPattern.ts"
-import { InvalidRequest, type SwitchboardError, type TemplateError, type UpstreamError } from "./Errors.ts"
+import {
+  Forbidden,
+  InvalidRequest,
+  StoreError,
+  type SwitchboardError,
+  type TemplateError,
+  ToolNotApproved,
+  type UpstreamError,
+  VersionConflict
+} from "./Errors.ts"
 import { type CallOptions, type McpTarget, type McpTool, type McpToolResult, McpUpstream } from "./McpUpstream.ts"
 import { TokenRefresher } from "./OAuthRefresher.ts"
+import * as Principal from "./Principal.ts"
 import { type ResolvedCall, Switchboard } from "./Switchboard.ts"
 import * as Template from "./Template.ts"
+import * as ToolPins from "./ToolPins.ts"
 
 export class Tools extends Context.Service<
   Tools,
@@ -123,12 +139,14 @@ const httpStatusOf = (error: UpstreamError): number | undefined => {
   return status === 401 || status === 403 ? status : undefined
 }
 
-export const make = Effect.gen(function* () {
+/** Both services over one state: `Tools`, and `ToolPinning` for showing and approving pins. */
+export const makeWithPinning = Effect.gen(function* () {
   const sb = yield* Switchboard
   const upstream = yield* McpUpstream
   const refresher = yield* TokenRefresher
+  const pins = yield* Effect.serviceOption(ToolPins.ToolPins)
 
-  const resolve = Effect.fn("Tools.resolve")(function* (connection: string) {
+  const resolve = Effect.fnUntraced(function* (connection: string) {
     // OAuth: an access token about to expire is refreshed first (single-flight).
     const call = yield* refresher.beforeCall(yield* sb.resolveCall(connection))
     const target = yield* Effect.fromResult(targetOf(call))
@@ -161,12 +179,94 @@ export const make = Effect.gen(function* () {
       )
     )
 
-  const listTools = Effect.fn("Tools.listTools")(function* (connection: string) {
-    const { call, target } = yield* resolve(connection)
-    return yield* withOAuth(call, target, (t) => upstream.listTools(t))
+  // --- pinning ------------------------------------------------------------------------------------------------
+
+  /** Pending manifests already audited by this process: `<connection>|<version>|<pinned hash>|<current hash>`. */
+  const audited = new Set<string>()
+
+  /**
+   * The connection's pin (made from the current tools on first use, or carried over from the previous connector
+   * version) and what the current tools change; a change not seen before is audited and logged.
+   */
+  const checkPins = Effect.fn("Tools.checkPins")(function* (
+    store: ToolPins.ToolPins["Service"],
+    call: ResolvedCall,
+    current: ReadonlyArray<McpTool>
+  ) {
+    const { connection, connector } = call
+    const policy = ToolPins.policyOf(connector)
+    const found = yield* store.get(connection.org, connection.id, connector.version)
+    let pinned: ToolPins.Manifest
+    if (Option.isSome(found)) pinned = found.value
+    else {
+      const earlier = yield* store.latest(connection.org, connection.id)
+      const now = new Date(yield* Clock.currentTimeMillis).toISOString()
+      const tools = Option.isSome(earlier) ? earlier.value.tools : current.map(ToolPins.definitionOf)
+      const stored = yield* store.pin({
+        org: connection.org,
+        connection_id: connection.id,
+        connector_id: connector.id,
+        connector_version: connector.version,
+        hash: ToolPins.manifestHash(tools, store.digest),
+        tools,
+        pinned_at: Option.isSome(earlier) ? earlier.value.pinned_at : now,
+        pinned_by: Option.isSome(earlier) ? earlier.value.pinned_by : ToolPins.FIRST_USE
+      })
+      pinned = stored
+      if (Option.isNone(earlier)) {
+        yield* sb.audit({
+          action: "tools.pin",
+          outcome: "success",
+          connector_id: connector.id,
+          connection_id: connection.id,
+          target: connection.name
+        })
+      }
+    }
+    const changes = ToolPins.diff(pinned.tools, current, store.digest)
+    const key = `${connection.id}|${connector.version}|${pinned.hash}|${ToolPins.manifestHash(current, store.digest)}`
+    if (changes.length > 0 && !audited.has(key)) {
+      audited.add(key)
+      yield* Effect.logWarning(
+        `the tools of ${connection.name} changed since they were pinned (${changes
+          .map((c) => `${c.tool} ${c.change}`)
+          .join(", ")}): ${policy === "block" ? "withheld" : "passed"} until approved; ` +
+          `see: switchboard tools diff ${connection.name}`
+      )
+      yield* Effect.forEach(
+        changes,
+        (change) =>
+          sb.audit({
+            action: "tools.changed",
+            // under `block` the change is refused (withheld); under `warn` it passes
+            outcome: policy === "block" ? "failure" : "success",
+            connector_id: connector.id,
+            connection_id: connection.id,
+            target: connection.name,
+            tool: change.tool,
+            error_code: `tool_${change.change}`
+          }),
+        { discard: true }
+      )
+    }
+    return { pin: pinned, policy, approved: ToolPins.approvedNames(pinned.tools, current, store.digest) }
   })
 
-  const callTool = Effect.fn("Tools.callTool")(function* (
+  /** The server's tools, unfiltered, with the resolved call. */
+  const listUpstream = Effect.fnUntraced(function* (connection: string) {
+    const { call, target } = yield* resolve(connection)
+    const tools = yield* withOAuth(call, target, (t) => upstream.listTools(t))
+    return { call, target, tools }
+  })
+
+  const listTools = Effect.fn("Tools.listTools")(function* (connection: string) {
+    const { call, tools } = yield* listUpstream(connection)
+    if (Option.isNone(pins)) return tools
+    const checked = yield* checkPins(pins.value, call, tools)
+    return checked.policy === "block" ? tools.filter((t) => checked.approved.has(t.name)) : tools
+  })
+
+  const callTool = Effect.fnUntraced(function* (
     connection: string,
     tool: string,
     args: Readonly<Record<string, unknown>> = {},
@@ -187,6 +287,25 @@ export const make = Effect.gen(function* () {
           ...(errorCode === undefined ? {} : { error_code: errorCode })
         })
       )
+    // Under `block`, only a tool that matches its pin may be called (its definition from the cached list).
+    if (Option.isSome(pins) && ToolPins.policyOf(call.connector) === "block") {
+      const current = yield* withOAuth(call, target, (t) => upstream.listTools(t)).pipe(
+        Effect.tapError((error) => Effect.ignore(record("failure", error.code)))
+      )
+      const checked = yield* checkPins(pins.value, call, current)
+      if (!checked.approved.has(tool)) {
+        const known = current.some((t) => t.name === tool)
+        yield* Effect.ignore(record("failure", "tool_not_approved"))
+        return yield* new ToolNotApproved({
+          message: known
+            ? `tool ${tool} of ${call.connection.name} changed since it was approved (or is new); review it with ` +
+              `switchboard tools diff ${call.connection.name}, then approve it with ` +
+              `switchboard tools approve ${call.connection.name} --tool ${tool}`
+            : `tool ${tool} is not among the approved tools of ${call.connection.name}`,
+          details: { connection: call.connection.id, tool, policy: "block" }
+        })
+      }
+    }
     // On the failure paths the call's own error matters more than a failed audit append.
     const result = yield* withOAuth(call, target, (t) => upstream.callTool(t, tool, args, options)).pipe(
       Effect.tapError((error) => Effect.ignore(record("failure", error.code))),
@@ -196,12 +315,103 @@ export const make = Effect.gen(function* () {
     return result
   })
 
-  return Tools.of({
-    listTools,
-    callTool,
-    toolsChanged: upstream.toolsChanged
+  // --- showing and approving pins ---------------------------------------------------------------------------
+
+  const requireStore = Option.match(pins, {
+    onNone: () =>
+      Effect.fail(new StoreError({ message: "this Switchboard keeps no tool pins (no ToolPins store configured)" })),
+    onSome: (store) => Effect.succeed(store)
   })
+
+  const show = Effect.fn("ToolPinning.show")(function* (connection: string) {
+    const store = yield* requireStore
+    const { call, tools } = yield* listUpstream(connection)
+    const checked = yield* checkPins(store, call, tools)
+    return ToolPins.viewOf(call.connection, checked.pin, tools, checked.policy, store.digest)
+  })
+
+  const approve = Effect.fn("ToolPinning.approve")(function* (connection: string, input: ToolPins.ApproveInput = {}) {
+    const { tool, hash } = input
+    const store = yield* requireStore
+    const principal = yield* Principal.CurrentPrincipal
+    const decision = Principal.authorize(principal, "connection:write")
+    if (!decision.allowed) {
+      return yield* new Forbidden({
+        message: decision.reason,
+        details: { action: "connection:write", role: principal.role }
+      })
+    }
+    const { call, tools } = yield* listUpstream(connection)
+    const checked = yield* checkPins(store, call, tools)
+    if (tool !== undefined && !tools.some((t) => t.name === tool) && !checked.pin.tools.some((t) => t.name === tool)) {
+      return yield* new InvalidRequest({
+        reason: "invalid_parameter",
+        message: `${call.connection.name} has no tool ${tool}, pinned or offered`,
+        details: { parameter: "tool", connection: call.connection.id, tool }
+      })
+    }
+    if (hash !== undefined) {
+      const offered = tools.find((t) => t.name === tool)
+      const now =
+        tool === undefined
+          ? ToolPins.manifestHash(tools, store.digest)
+          : offered === undefined
+            ? null
+            : ToolPins.toolHash(offered, store.digest)
+      if (now !== hash) {
+        return yield* new VersionConflict({
+          message: `the tools of ${call.connection.name} changed since the reviewed hash ${hash.slice(0, 12)}…; review them again`,
+          details: {
+            connection: call.connection.id,
+            expected_hash: hash,
+            current_hash: now,
+            ...(tool === undefined ? {} : { tool })
+          }
+        })
+      }
+    }
+    const next = (tool === undefined ? tools : ToolPins.approveOne(checked.pin.tools, tools, tool)).map(
+      ToolPins.definitionOf
+    )
+    const manifest: ToolPins.Manifest = {
+      ...checked.pin,
+      connector_id: call.connector.id,
+      connector_version: call.connector.version,
+      hash: ToolPins.manifestHash(next, store.digest),
+      tools: next,
+      pinned_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
+      pinned_by: principal.user
+    }
+    yield* store.replace(manifest)
+    yield* sb.audit({
+      action: "tools.approve",
+      outcome: "success",
+      connector_id: call.connector.id,
+      connection_id: call.connection.id,
+      target: call.connection.name,
+      ...(tool === undefined ? {} : { tool })
+    })
+    return ToolPins.viewOf(call.connection, manifest, tools, checked.policy, store.digest)
+  })
+
+  return {
+    tools: Tools.of({
+      listTools,
+      callTool,
+      toolsChanged: upstream.toolsChanged
+    }),
+    pinning: ToolPins.ToolPinning.of({ show, approve })
+  }
 })
 
-/** Tools over the Switchboard service and an `McpUpstream` adapter. */
-export const layer = Layer.effect(Tools, make)
+export const make = Effect.map(makeWithPinning, (services) => services.tools)
+
+/**
+ * Tools over the Switchboard service and an `McpUpstream` adapter, with `ToolPinning` beside it (pins are kept
+ * when a `ToolPins` store is in context).
+ */
+export const layer = Layer.effectContext(
+  Effect.map(makeWithPinning, (services) =>
+    Context.make(Tools, services.tools).pipe(Context.add(ToolPins.ToolPinning, services.pinning))
+  )
+)

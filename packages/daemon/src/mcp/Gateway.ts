@@ -388,7 +388,7 @@ export const make = (
       return Management.authResult(connection, connector)
     })
 
-    const resolve = Effect.fn("Gateway.resolve")(function* (name: string) {
+    const resolve = Effect.fnUntraced(function* (name: string) {
       const find = (l: Listing | undefined) =>
         l !== undefined && l.offered.has(name) ? l.names.resolve(name) : Option.none()
       const found = find(listing)
@@ -397,7 +397,7 @@ export const make = (
       return find(yield* refresh)
     })
 
-    const callTool = Effect.fn("Gateway.callTool")(
+    const callTool = Effect.fnUntraced(
       function* (name: string, args: Readonly<Record<string, unknown>>, callOptions: CallOptions = {}) {
         if (Management.isManagement(name) && allowed(name)) return yield* management(name, args)
         const found = yield* resolve(name)
