@@ -4,9 +4,7 @@
  * - `tools/call` latency (echo, one at a time) from the SDK client through `switchboard mcp` (client → stdio →
  *   Switchboard → streamable HTTP → server), against the same client calling the server directly, and against the
  *   peer `mcp-remote` bridging the same server over stdio. Target: ≤ 1.3× direct at p50, faster than mcp-remote.
- * - cold start: spawn → `initialize` answered → `tools/list` answered, against spawning `node -e ""` (the floor)
- *   and against `mcp-remote`. Target: ≤ 2× the floor, faster than mcp-remote.
- * When `switchboard mcp` does not answer, both figures are reported as TODO rows.
+ * When `switchboard mcp` does not answer, the figure is reported as a TODO row. Its cold start is coldstart.bench.ts's.
  */
 /* oxlint-disable no-await-in-loop -- a benchmark measures one thing at a time, on purpose */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
@@ -17,7 +15,6 @@ import * as Switchboard from "@switchboard/core/Switchboard"
 import * as Layers from "@switchboard/daemon/Layers"
 import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -124,59 +121,6 @@ if (works && viaSwitchboard !== undefined) {
   )
 }
 await Promise.all([direct.close(), viaRemote.close(), viaSwitchboard?.close()])
-report(rows.splice(0))
-console.log(`  tools/call done (${seconds(began)})`)
-
-// --- cold start --------------------------------------------------------------------------------------------------
-
-/** Spawn → initialize answered → tools/list answered, then the process is closed. */
-const coldStart = (args: ReadonlyArray<string>, expect: string) => async () => {
-  const client = await connect(stdio(args))
-  const { tools } = await client.listTools()
-  await client.close()
-  if (!tools.some((t) => t.name === expect)) throw new Error(`no ${expect} in the tool list`)
-}
-const nodeFloor = () =>
-  new Promise<void>((resolve, reject) => {
-    const child = ChildProcess.spawn(process.execPath, ["-e", ""], { stdio: "ignore" })
-    child.once("error", reject)
-    child.once("exit", () => resolve())
-  })
-
-if (works) {
-  const starts = await interleavedLoad(
-    [
-      { name: 'node -e ""', call: nodeFloor },
-      { name: names.switchboard, call: coldStart(switchboardArgs, "up__echo") },
-      { name: names.mcpRemote, call: coldStart(mcpRemoteArgs, "echo") }
-    ],
-    { rounds: 7, requests: 1, concurrency: 1, warmup: 1 }
-  )
-  const floor = latencyRow(starts, {
-    id: "mcp_cold_start",
-    figure: "MCP cold start: spawn → initialize → tools/list",
-    subject: names.switchboard,
-    baseline: 'node -e ""',
-    target: (ratio) => ({ text: "≤ 2×", met: ratio <= 2 })
-  })
-  const peer = latencyRow(starts, {
-    id: "mcp_cold_start_vs_mcp_remote",
-    figure: "MCP cold start: spawn → initialize → tools/list",
-    subject: names.switchboard,
-    baseline: names.mcpRemote,
-    target: (ratio) => ({ text: "< 1× (faster)", met: ratio < 1 })
-  })
-  rows.push(floor, peer)
-} else {
-  rows.push(
-    todoRow(
-      "mcp_cold_start",
-      "MCP cold start: spawn → initialize → tools/list",
-      "≤ 2× node -e, < mcp-remote",
-      "switchboard mcp does not work yet"
-    )
-  )
-}
 report(rows)
 await stop(upstream.child)
-console.log(`  cold start done (${seconds(began)})`)
+console.log(`  tools/call done (${seconds(began)})`)

@@ -8,12 +8,13 @@
  * the shutdown timeout to finish (then they are interrupted and answered 503), the store is closed, and the pid
  * file and socket are removed. Logs are JSON lines on stderr, or appended to a log file (0600).
  */
+import { ApiKeyStore } from "@switchboard/core/ApiKeyStore"
 import type { SealError, StoreError } from "@switchboard/core/Errors"
 import type * as Switchboard from "@switchboard/core/Switchboard"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type { HttpRouter } from "effect/http"
+import { type HttpRouter, HttpServer } from "effect/http"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import type * as LogLevel from "effect/LogLevel"
@@ -21,6 +22,7 @@ import * as References from "effect/References"
 import * as Schedule from "effect/Schedule"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
+import * as ApiKeys from "./ApiKeys.ts"
 import * as Client from "./Client.ts"
 import * as Handlers from "./Handlers.ts"
 import { DaemonError, errnoOf, io } from "./DaemonError.ts"
@@ -28,6 +30,7 @@ import * as Layers from "./Layers.ts"
 import * as OAuthRoutes from "./OAuthRoutes.ts"
 import * as ProxyRoute from "./ProxyRoute.ts"
 import * as Server from "./Server.ts"
+import * as TeamServer from "./TeamServer.ts"
 import * as Web from "./web/Web.ts"
 
 export interface DaemonOptions extends Layers.PathOptions {
@@ -43,6 +46,10 @@ export interface DaemonOptions extends Layers.PathOptions {
   readonly logRequests?: boolean | undefined
   /** More routes served next to the API (the upstream proxy, …). */
   readonly routes?: Layer.Layer<never, never, HttpRouter.HttpRouter | Switchboard.Switchboard> | undefined
+  /** Record the proxy's and MCP tools' upstream traffic into cassettes, or replay it from them (`--record`/`--replay`). */
+  readonly cassette?: Layers.CassetteOptions | undefined
+  /** Also serve the API on TCP (`host:port`) behind API keys; `listen` of config.json when absent. */
+  readonly listen?: string | undefined
 }
 
 export type RunError = DaemonError | StoreError | SealError
@@ -52,8 +59,11 @@ export type RunError = DaemonError | StoreError | SealError
 
 const messageOf = (message: unknown): unknown => (Array.isArray(message) && message.length === 1 ? message[0] : message)
 
-/** A logger writing one JSON object per line: time, level, message, annotations, and the cause if any. */
-export const jsonLogger = (write: (line: string) => void): Logger.Logger<unknown, void> =>
+/**
+ * A logger writing one JSON object per line: time, level, message, annotations, and the cause if any. `write`
+ * also gets the level's name as `formatStructured` gives it (`INFO`, `ERROR`, …).
+ */
+export const jsonLogger = (write: (line: string, level: string) => void): Logger.Logger<unknown, void> =>
   Logger.map(Logger.formatStructured, (entry) => {
     const line: Record<string, unknown> = {
       time: entry.timestamp,
@@ -62,15 +72,59 @@ export const jsonLogger = (write: (line: string) => void): Logger.Logger<unknown
       ...entry.annotations
     }
     if (entry.cause !== undefined && entry.cause !== "") line.cause = entry.cause
-    write(`${JSON.stringify(line)}\n`)
+    write(`${JSON.stringify(line)}\n`, entry.level)
   })
+
+/** The levels whose lines may wait for the next batch; a warning or an error is written at once. */
+const batchedLevels: ReadonlySet<string> = new Set(["INFO", "DEBUG", "TRACE"])
+
+/**
+ * Log lines written in batches: the first info line logged in a turn of the event loop schedules one write of
+ * every line logged until the next turn, so a busy daemon logging a line per request makes one system call per
+ * batch rather than one per line. A warning or an error is written at once (with what is pending before it), so
+ * it is in the log before the response it explains is sent. Whatever is pending is written when the scope closes
+ * and when the process exits.
+ */
+export const batchedLines = (write: (chunk: string) => void) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      let pending: Array<string> = []
+      let scheduled: NodeJS.Immediate | undefined
+      const flush = () => {
+        scheduled = undefined
+        if (pending.length === 0) return
+        const chunk = pending.length === 1 ? (pending[0] as string) : pending.join("")
+        pending = []
+        write(chunk)
+      }
+      process.once("exit", flush)
+      const append = (line: string, level: string) => {
+        pending.push(line)
+        if (!batchedLevels.has(level)) {
+          if (scheduled !== undefined) clearImmediate(scheduled)
+          flush()
+          return
+        }
+        scheduled ??= setImmediate(flush).unref()
+      }
+      return { append, flush }
+    }),
+    ({ flush }) =>
+      Effect.sync(() => {
+        process.removeListener("exit", flush)
+        flush()
+      })
+  )
 
 /** JSON logs to stderr, or appended to `logFile` (created 0600), at `logLevel` and above. */
 export const loggerLayer = (options: Pick<DaemonOptions, "logFile" | "logLevel">): Layer.Layer<never, DaemonError> => {
   const level = Layer.succeed(References.MinimumLogLevel, options.logLevel ?? "Info")
   const logFile = options.logFile
   if (logFile === undefined) {
-    return Layer.merge(Logger.layer([jsonLogger((line) => process.stderr.write(line))]), level)
+    const stderrLogger = batchedLines((chunk) => process.stderr.write(chunk)).pipe(
+      Effect.map((lines) => jsonLogger(lines.append))
+    )
+    return Layer.merge(Logger.layer([stderrLogger]), level)
   }
   const fileLogger = Effect.acquireRelease(
     Effect.try({
@@ -78,7 +132,11 @@ export const loggerLayer = (options: Pick<DaemonOptions, "logFile" | "logLevel">
       catch: (cause) => io(`opening the log file ${logFile}`, cause)
     }),
     (fd) => Effect.sync(() => Fs.closeSync(fd))
-  ).pipe(Effect.map((fd) => jsonLogger((line) => Fs.writeSync(fd, line))))
+  ).pipe(
+    // Released first: the pending lines are written before the file is closed.
+    Effect.flatMap((fd) => batchedLines((chunk) => Fs.writeSync(fd, chunk))),
+    Effect.map((lines) => jsonLogger(lines.append))
+  )
   return Layer.merge(Logger.layer([fileLogger]), level)
 }
 
@@ -136,6 +194,25 @@ const readDashboardFile = (paths: Layers.Paths): string | null =>
     )
   ) || null
 
+/** The file holding the TCP address (`host:port`) of a team server's listener, for `daemon status`. */
+export const tcpAddressFile = (paths: Layers.Paths) => `${paths.home}/tcp.address`
+
+const writeTcpAddressFile = (paths: Layers.Paths, address: string) =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => Fs.writeFileSync(tcpAddressFile(paths), `${address}\n`, { mode: 0o600 }),
+      catch: (cause) => io(`writing ${tcpAddressFile(paths)}`, cause)
+    }),
+    () => Effect.sync(() => Fs.rmSync(tcpAddressFile(paths), { force: true }))
+  )
+
+const readTcpAddressFile = (paths: Layers.Paths): string | null =>
+  Effect.runSync(
+    Effect.try({ try: () => Fs.readFileSync(tcpAddressFile(paths), "utf8").trim(), catch: () => null }).pipe(
+      Effect.orElseSucceed(() => null)
+    )
+  ) || null
+
 // Only our own pid file: a second daemon that was refused must not remove the running one's.
 const removePidFile = (pidFile: string) =>
   Effect.sync(() => {
@@ -159,6 +236,14 @@ export const run = (options: DaemonOptions = {}): Effect.Effect<never, RunError>
       const config = yield* Layers.readConfig(paths, env)
       const principal = Layers.localPrincipal()
       const store = options.store ?? "sqlite"
+      const listen = yield* listenAddressOf(options, config)
+      if (config.publicUrl !== undefined && listen === undefined) {
+        return yield* new DaemonError({
+          reason: "config_invalid",
+          message:
+            "public_url needs the TCP listener that serves its OAuth callback: set listen (or --listen HOST:PORT)"
+        })
+      }
       // Refuse early, before the store is opened, when another daemon answers on the socket.
       yield* Server.prepareSocket(paths.socket)
       // Registered first, so it runs last: after the server has drained and the store is closed.
@@ -171,29 +256,44 @@ export const run = (options: DaemonOptions = {}): Effect.Effect<never, RunError>
       )
       // OAuth: the Switchboard with the OAuth service (flows redirect to the browser listener started below).
       const callback: { url: string | undefined } = { url: undefined }
-      const core = Layer.succeedContext(
-        yield* Layer.build(
-          Layers.oauthSwitchboardLayer({
-            kind: store,
-            paths,
-            env,
-            allowPrivateNetwork: config.allowPrivateNetwork,
-            redirectUri: () => callback.url,
-            clientMetadataUrl: config.oauthClientMetadataUrl
-          })
-        )
+      const coreContext = yield* Layer.build(
+        Layers.oauthSwitchboardLayer({
+          kind: store,
+          paths,
+          env,
+          storeUrl: config.storeUrl,
+          allowPrivateNetwork: config.allowPrivateNetwork,
+          redirectUri: () => callback.url,
+          clientMetadataUrl: config.oauthClientMetadataUrl
+        })
       )
+      const core = Layer.succeedContext(coreContext)
+      const apiKeys = Context.get(coreContext, ApiKeyStore)
+      // No peer check on TCP: the listener only runs behind API keys, so there must be one to use.
+      if (listen !== undefined && !(yield* ApiKeys.hasActiveKey.pipe(Effect.provideService(ApiKeyStore, apiKeys)))) {
+        return yield* new DaemonError({
+          reason: "config_invalid",
+          message:
+            `listening on ${TeamServer.formatAddress(listen)} needs API keys and there is none: create one first ` +
+            "(switchboard apikey create --org ORG --workspace WS --user USER --role admin)"
+        })
+      }
       // The Switchboard with the proxy and MCP tools, built once: the API handlers and the proxy route share it
       // (one store, one rate limit and breaker per connection, one MCP session pool). Closed after the server.
       const services = Layer.succeedContext(
-        yield* Layer.build(Layers.withCalls(core, { allowPrivateNetwork: config.allowPrivateNetwork }))
+        yield* Layer.build(
+          Layers.withCalls(core, { allowPrivateNetwork: config.allowPrivateNetwork, cassette: options.cassette })
+        )
       )
       const browser = yield* Layer.build(
         OAuthRoutes.layer({ port: config.oauthCallbackPort, web: { principal } }).pipe(
           Layer.provide(Layer.merge(core, services))
         )
       ).pipe(Effect.map((context) => Context.get(context, OAuthRoutes.BrowserListener)))
-      callback.url = browser.callbackUrl
+      // A team server with a public_url takes callbacks on its TCP listener, at its public origin.
+      const callbackUrl =
+        config.publicUrl === undefined ? browser.callbackUrl : OAuthRoutes.publicCallbackUrl(config.publicUrl)
+      callback.url = callbackUrl
       const proxyRoute = ProxyRoute.layer({ trustHeaders: config.trustHeaders, principal }).pipe(
         Layer.provide(services)
       )
@@ -204,13 +304,36 @@ export const run = (options: DaemonOptions = {}): Effect.Effect<never, RunError>
         shutdownTimeout: options.shutdownTimeout ?? Duration.millis(config.shutdownTimeoutMs),
         logRequests: options.logRequests,
         routes: options.routes === undefined ? proxyRoute : Layer.merge(options.routes, proxyRoute)
-      }).pipe(
-        Layer.provide(Layer.merge(services, Layer.succeed(Handlers.OAuthCallbackUrl, { url: browser.callbackUrl })))
-      )
+      }).pipe(Layer.provide(Layer.merge(services, Layer.succeed(Handlers.OAuthCallbackUrl, { url: callbackUrl }))))
       // Before the socket answers, so a healthy daemon's `status` always finds it.
       const dashboard = Web.dashboardUrl()
       yield* writeDashboardFile(paths, dashboard)
       yield* Layer.build(server)
+      const tcp =
+        listen === undefined
+          ? undefined
+          : yield* Layer.build(
+              TeamServer.layer({
+                address: listen,
+                principal,
+                shutdownTimeout: options.shutdownTimeout ?? Duration.millis(config.shutdownTimeoutMs),
+                logRequests: options.logRequests,
+                routes: options.routes === undefined ? proxyRoute : Layer.merge(options.routes, proxyRoute),
+                publicUrl: config.publicUrl
+              }).pipe(
+                Layer.provide(
+                  Layer.mergeAll(
+                    services,
+                    // The OAuth service, for the public_url callback.
+                    core,
+                    Layer.succeed(ApiKeyStore, apiKeys),
+                    Layer.succeed(Handlers.OAuthCallbackUrl, { url: callbackUrl })
+                  )
+                )
+              )
+            ).pipe(Effect.map((context) => TeamServer.addressOf(Context.get(context, HttpServer.HttpServer))))
+      if (tcp !== undefined) yield* writeTcpAddressFile(paths, tcp)
+      else yield* Effect.sync(() => Fs.rmSync(tcpAddressFile(paths), { force: true }))
       yield* writePidFile(paths.pidFile)
       started = true
       yield* Effect.logInfo("daemon listening").pipe(
@@ -218,10 +341,12 @@ export const run = (options: DaemonOptions = {}): Effect.Effect<never, RunError>
           pid: process.pid,
           socket: paths.socket,
           home: paths.home,
-          store,
+          store: store === "sqlite" && config.storeUrl !== undefined ? "postgres" : store,
+          ...(options.cassette === undefined ? {} : { [options.cassette.mode]: options.cassette.dir }),
+          ...(tcp === undefined ? {} : { tcp }),
           trust_headers: config.trustHeaders,
           user: principal.user,
-          oauth_callback: browser.callbackUrl,
+          oauth_callback: callbackUrl,
           dashboard
         })
       )
@@ -229,6 +354,15 @@ export const run = (options: DaemonOptions = {}): Effect.Effect<never, RunError>
       return yield* Effect.never
     })
   )
+
+/** The TCP address to serve on: `--listen`, else `listen` of config.json, else none. */
+const listenAddressOf = (options: DaemonOptions, config: Layers.DaemonConfig) => {
+  if (options.listen === undefined) return Effect.succeed(config.listen)
+  const address = TeamServer.parseAddress(options.listen)
+  return address === undefined
+    ? Effect.fail(new DaemonError({ reason: "config_invalid", message: `--listen ${options.listen} is not host:port` }))
+    : Effect.succeed(address)
+}
 
 /** What the CLI's `daemon start` calls: `run` with the JSON logger (stderr or `logFile`). */
 export const runDaemon = (options: DaemonOptions = {}): Effect.Effect<never, RunError> =>
@@ -257,6 +391,8 @@ export interface Status {
   readonly oauth_callback_url: string | null
   /** The dashboard with this start's secret (`?k=`), when the daemon answers. */
   readonly dashboard_url: string | null
+  /** The `host:port` of the team server's TCP listener, when the daemon answers and listens on TCP. */
+  readonly tcp_address: string | null
 }
 
 /** Read the pid file and probe `/healthz` (2 s at most). */
@@ -275,7 +411,8 @@ export const status = Effect.fn("Daemon.status")(function* (options: Layers.Path
     home: paths.home,
     stale_pid_file: pid !== undefined && !alive,
     oauth_callback_url: answered?.oauth_callback_url ?? null,
-    dashboard_url: answered === undefined ? null : readDashboardFile(paths)
+    dashboard_url: answered === undefined ? null : readDashboardFile(paths),
+    tcp_address: answered === undefined ? null : readTcpAddressFile(paths)
   } satisfies Status
 })
 

@@ -13,12 +13,13 @@
  * Who calls: the local user, admin of org `local` and workspace `default`; when the configuration trusts them,
  * the `X-Switchboard-Org`, `-Workspace`, `-User` and `-Role` headers of a service embedding the daemon.
  */
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Api from "@switchboard/core/Api"
 import * as Principal from "@switchboard/core/Principal"
 import type * as Switchboard from "@switchboard/core/Switchboard"
 import * as Validation from "@switchboard/core/Validation"
 import type * as Duration from "effect/Duration"
+import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as ByteSize from "effect/ByteSize"
 import {
@@ -26,17 +27,20 @@ import {
   HttpIncomingMessage,
   HttpRouter,
   HttpServer,
+  HttpServerError,
   HttpServerRequest,
   HttpServerResponse
 } from "effect/http"
 import { HttpApiBuilder, HttpApiMiddleware } from "effect/http-api"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Fs from "node:fs"
 import { createServer } from "node:http"
 import * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import * as Path from "node:path"
+import * as ApiKeys from "./ApiKeys.ts"
 import { DaemonError, errnoOf, io } from "./DaemonError.ts"
 import * as Handlers from "./Handlers.ts"
 
@@ -188,8 +192,28 @@ const badRequest = (message: string, issues?: ReadonlyArray<{ readonly path: str
         : { code: "invalid_parameter", message, details: { issues: issues.map((i) => ({ ...i })) } }
   })
 
-/** The principal of a request, from the trusted headers when the configuration allows them. */
+/**
+ * The principal of a request: the API key's on the TCP listener (where the principal headers are never trusted),
+ * else from the trusted headers when the configuration allows them.
+ */
 export const principalOf = (
+  headers: Readonly<Record<string, string | undefined>>,
+  options: Pick<Options, "trustHeaders" | "principal">
+): Effect.Effect<Principal.Principal, Api.BadRequest> =>
+  Effect.flatMap(ApiKeys.Authenticated, (authenticated) => {
+    if (authenticated === undefined) return principalOfHeaders(headers, options)
+    const sent = Object.values(Api.principalHeaders).filter((name) => headers[name] !== undefined)
+    return sent.length === 0
+      ? Effect.succeed(authenticated)
+      : Effect.fail(
+          badRequest(
+            "X-Switchboard-* headers are not accepted with an API key: the key's principal is the caller",
+            sent.map((path) => ({ path, message: "not accepted on the TCP listener" }))
+          )
+        )
+  })
+
+const principalOfHeaders = (
   headers: Readonly<Record<string, string | undefined>>,
   options: Pick<Options, "trustHeaders" | "principal">
 ): Effect.Effect<Principal.Principal, Api.BadRequest> => {
@@ -296,13 +320,15 @@ const codeByStatus: Readonly<Record<number, readonly [code: string, message: str
 /**
  * An error response that is not JSON (the platform's own 415 for a body that is not JSON, an empty 413, …)
  * becomes the one error shape, keeping its status and headers. The proxy's upstream answers (`Api.upstreamHeader`)
- * pass as they are.
+ * and HTML pages pass as they are.
  */
 export const ensureErrorShape = (
   response: HttpServerResponse.HttpServerResponse
 ): HttpServerResponse.HttpServerResponse => {
   if (response.status < 400 || (response.headers["content-type"] ?? "").startsWith("application/json")) return response
   if (response.headers[Api.upstreamHeader] !== undefined) return response
+  // The OAuth callback's result pages (the team server's `public_url` callback): for a browser, as they are.
+  if ((response.headers["content-type"] ?? "").startsWith("text/html")) return response
   const [code, message] = codeByStatus[response.status] ?? [`http_${response.status}`, `HTTP ${response.status}`]
   const { "content-type": _type, "content-length": _length, ...headers } = response.headers
   return HttpServerResponse.jsonUnsafe({ error: { code, message } }, { status: response.status, headers })
@@ -334,24 +360,35 @@ const tooLarge = () =>
  */
 export const bodyLimitMiddleware = HttpRouter.middleware(
   (httpEffect) =>
-    Effect.gen(function* () {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      if (proxyPath.test(pathOf(request.url))) return yield* httpEffect
-      const declared = request.headers["content-length"]
-      if (declared !== undefined && Number(declared) > maxApiBodyBytes) return tooLarge()
-      if (request.method === "GET" || request.method === "HEAD") return yield* httpEffect
-      // The body is read (and cached for the handler) here, with the limit: a chunked body that goes past it
-      // fails the read. Other read failures (the client went away) are left to the handler as they were.
-      const overflow = yield* request.arrayBuffer.pipe(
-        Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxApiBodyBytes)),
-        Effect.map(() => false),
-        Effect.catch((error) => Effect.succeed(isMaxBytes(error.cause)))
-      )
-      if (overflow) return tooLarge()
-      return yield* httpEffect
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      // A request without a body (every GET) goes straight on: no generator, no path test.
+      if ((request.method === "GET" || request.method === "HEAD") && request.headers["content-length"] === undefined) {
+        return httpEffect
+      }
+      return limitBody(request, httpEffect)
     }),
   { global: true }
 )
+
+const limitBody = <E, R>(
+  request: HttpServerRequest.HttpServerRequest,
+  httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+) =>
+  Effect.gen(function* () {
+    if (proxyPath.test(pathOf(request.url))) return yield* httpEffect
+    const declared = request.headers["content-length"]
+    if (declared !== undefined && Number(declared) > maxApiBodyBytes) return tooLarge()
+    if (request.method === "GET" || request.method === "HEAD") return yield* httpEffect
+    // The body is read (and cached for the handler) here, with the limit: a chunked body that goes past it
+    // fails the read. Other read failures (the client went away) are left to the handler as they were.
+    const overflow = yield* request.arrayBuffer.pipe(
+      Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxApiBodyBytes)),
+      Effect.map(() => false),
+      Effect.catch((error) => Effect.succeed(isMaxBytes(error.cause)))
+    )
+    if (overflow) return tooLarge()
+    return yield* httpEffect
+  })
 
 /** Applies `ensureErrorShape` to every route. */
 export const errorShapeMiddleware = HttpRouter.middleware((httpEffect) => Effect.map(httpEffect, ensureErrorShape), {
@@ -373,7 +410,7 @@ export const routes = (options: Pick<Options, "trustHeaders" | "principal" | "ro
  * A request Node's HTTP parser refuses before any route sees it (a request line or headers over Node's 16 KiB
  * limit, a malformed request line or chunk) is answered in the error shape, not Node's bare `400 Bad Request`.
  */
-const answerClientError = (error: Error & { readonly code?: string }, socket: Duplex) => {
+export const answerClientError = (error: Error & { readonly code?: string }, socket: Duplex) => {
   // Like Node's own handler: only a connection that has not been answered yet gets a response.
   if (error.code === "ECONNRESET" || !socket.writable || (socket as Net.Socket).bytesWritten > 0) {
     socket.destroy()
@@ -418,15 +455,72 @@ export const listen = (options: Pick<Options, "socket" | "shutdownTimeout">) =>
  * parameter longer than the router's limit) fail before any route or route middleware runs and were answered
  * with an empty 404; a pre-response handler puts those in the error shape too.
  */
-const shapeUnroutedErrors = <E, R>(
+export const shapeUnroutedErrors = <E, R>(
   httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
   HttpEffect.withPreResponseHandler(httpEffect, (_request, response) => Effect.succeed(ensureErrorShape(response)))
 
+/** Whether a failure is only the client going away (logged as a plain response, like the platform's logger). */
+const isClientAbortOnly = (cause: Cause.Cause<unknown>): boolean =>
+  cause.reasons.every(
+    (reason) => reason._tag === "Interrupt" && reason.annotations.has(HttpServerError.ClientAbort.key)
+  )
+
+/** The request log line: what the platform's `HttpMiddleware.logger` writes, with the status actually sent. */
+const logResponse = (
+  request: HttpServerRequest.HttpServerRequest,
+  status: number,
+  failure: Cause.Cause<unknown> | undefined
+) => {
+  const stripped = failure === undefined ? undefined : HttpServerError.causeResponseStripped(failure)[1]
+  const message =
+    stripped !== undefined && Option.isSome(stripped) && !isClientAbortOnly(stripped.value)
+      ? stripped.value
+      : "Sent HTTP response"
+  return Effect.annotateLogs(Effect.log(message), {
+    "http.method": request.method,
+    "http.url": pathOf(request.url),
+    "http.status": status
+  })
+}
+
+/**
+ * Every response of the socket server, routed or not, in the error shape (`ensureErrorShape`) and, unless
+ * `logRequests` is false, logged in one line. A global route middleware wraps the router's lookup too, and its
+ * pre-response handler sees every response, the ones made from a failure included; done here rather than as the
+ * server's `middleware` (and the platform's logger middleware), the request runs on the platform's fast path: no
+ * per-request server span (nothing exports spans), no extra continuations.
+ */
+export const responseMiddleware = (options: Pick<Options, "logRequests">) =>
+  HttpRouter.middleware(
+    (httpEffect) => {
+      if (options.logRequests === false) {
+        return HttpEffect.withPreResponseHandler(httpEffect, (_request, response) =>
+          Effect.succeed(ensureErrorShape(response))
+        )
+      }
+      // The middleware wraps the router once; what one request failed with is kept per request.
+      return Effect.suspend(() => {
+        let failure: Cause.Cause<unknown> | undefined
+        return HttpEffect.withPreResponseHandler(
+          Effect.onError(httpEffect, (cause) =>
+            Effect.sync(() => {
+              failure = cause
+            })
+          ),
+          (request, response) => {
+            const shaped = ensureErrorShape(response)
+            return Effect.as(logResponse(request, shaped.status, failure), shaped)
+          }
+        )
+      })
+    },
+    { global: true }
+  )
+
 /** The whole server: the API on the socket. Needs the `Switchboard` service; its scope's end is a graceful stop. */
 export const layer = (options: Options): Layer.Layer<never, DaemonError, Switchboard.Switchboard> =>
-  HttpRouter.serve(routes(options), {
-    disableLogger: options.logRequests === false,
-    disableListenLog: true,
-    middleware: shapeUnroutedErrors
+  HttpRouter.serve(Layer.merge(routes(options), responseMiddleware(options)), {
+    disableLogger: true,
+    disableListenLog: true
   }).pipe(Layer.provide(listen(options)))

@@ -191,7 +191,12 @@ export const make = (options: Options = {}): Effect.Effect<McpUpstream["Service"
       retry: (failure: SessionFailure) => boolean
     ): Effect.Effect<A, UpstreamError | Exclude<E, SessionFailure>> => {
       const key = new PoolKey(poolKeyOf(target, digestKey), target)
-      const scrub = makeScrubber(secretsOf(target))
+      // Only a failure needs the scrubber: made then, not on every call.
+      let scrubber: ((text: string) => string) | undefined
+      const scrub = (text: string) => {
+        scrubber ??= makeScrubber(secretsOf(target))
+        return scrubber(text)
+      }
       const once = Effect.scoped(
         Effect.gen(function* () {
           const session = yield* acquire(key)
@@ -253,7 +258,7 @@ export const make = (options: Options = {}): Effect.Effect<McpUpstream["Service"
       return cached.tools
     })
 
-    const callTool = Effect.fn("McpUpstream.callTool")(function* (
+    const callTool = Effect.fnUntraced(function* (
       target: McpTarget,
       name: string,
       args: Readonly<Record<string, unknown>>,

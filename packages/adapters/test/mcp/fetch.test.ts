@@ -2,7 +2,8 @@
  * The `fetch` the MCP transports get: the SSRF guard on every request with the connection pinned to the
  * checked address (a name only a test resolver knows still connects, so no second lookup happened),
  * refusals before anything is sent, credentials (headers and query) only on requests to the server's own
- * origin with the transport's own headers kept, and redirects never followed by fetch itself. Plain HTTP
+ * origin with the transport's own headers kept, and redirects never followed by fetch itself; one lookup per host
+ * for a session (a refusal is never remembered), and response bodies streamed, a cut-off one failing. Plain HTTP
  * servers on 127.0.0.1 record what arrives.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -49,12 +50,15 @@ const server = (status = 200, headers: Record<string, string> = {}) =>
   )
 
 /** A guarded fetch whose DNS is a fixed table: `mcp.test` and `other.test` are 127.0.0.1, `lan.test` private. */
-const guarded = (allowPrivateNetwork: boolean) =>
+const guarded = (allowPrivateNetwork: boolean, onLookup?: (hostname: string) => void) =>
   Effect.gen(function* () {
     const agents = yield* Effect.acquireRelease(Effect.sync(makeAgents), (a) => Effect.sync(a.destroy))
     const resolver = yield* ResolverPort.pipe(
       Effect.provide(
-        Resolver.layerTable({ "mcp.test": [["127.0.0.1"]], "other.test": [["127.0.0.1"]], "lan.test": [["10.9.9.9"]] })
+        Resolver.layerTable(
+          { "mcp.test": [["127.0.0.1"]], "other.test": [["127.0.0.1"]], "lan.test": [["10.9.9.9"]] },
+          onLookup
+        )
       )
     )
     return pinnedFetch({ resolver, allowPrivateNetwork, agents })
@@ -99,6 +103,82 @@ describe("pinnedFetch", () => {
         assert.strictEqual(error.reason, "destination_refused")
       }
       assert.strictEqual(own.seen.length, 0)
+    })
+  )
+
+  it.live("looks a host up once per session: later requests go to the address already checked", () =>
+    Effect.gen(function* () {
+      const own = yield* server()
+      const lookups: Array<string> = []
+      const fetch = yield* guarded(true, (hostname) => lookups.push(hostname))
+      for (let i = 0; i < 3; i++) {
+        const response = yield* Effect.promise(() => fetch(`http://mcp.test:${own.port}/mcp?call=${i}`))
+        assert.strictEqual(yield* Effect.promise(() => response.text()), "ok")
+      }
+      assert.deepStrictEqual(lookups, ["mcp.test"])
+      assert.deepStrictEqual(
+        own.seen.map((s) => s.url),
+        ["/mcp?call=0", "/mcp?call=1", "/mcp?call=2"]
+      )
+      // Another session (another fetch) looks the host up again.
+      const next = yield* guarded(true, (hostname) => lookups.push(hostname))
+      yield* Effect.promise(() => next(`http://mcp.test:${own.port}/mcp`).then((r) => r.text()))
+      assert.deepStrictEqual(lookups, ["mcp.test", "mcp.test"])
+    })
+  )
+
+  it.live("a refused destination stays refused on every request", () =>
+    Effect.gen(function* () {
+      const own = yield* server()
+      const lookups: Array<string> = []
+      const fetch = yield* guarded(false, (hostname) => lookups.push(hostname))
+      for (let i = 0; i < 2; i++) {
+        const error = yield* attempt(fetch, `http://mcp.test:${own.port}/`)
+        assert.instanceOf(error, UpstreamError)
+        assert.strictEqual(error.reason, "destination_refused")
+      }
+      assert.deepStrictEqual(lookups, ["mcp.test", "mcp.test"])
+      assert.strictEqual(own.seen.length, 0)
+    })
+  )
+
+  it.live("streams the body as it arrives, and a body cut off before its end fails the read", () =>
+    Effect.gen(function* () {
+      const cut = yield* Effect.acquireRelease(
+        Effect.promise(
+          () =>
+            new Promise<{ readonly port: number; readonly close: () => void }>((resolve) => {
+              const http = createServer((req, res) => {
+                res.writeHead(200, { "content-type": "text/event-stream" })
+                // The first event, then the connection drops once the client has read it.
+                res.write("data: first\n\n")
+                req.socket.setTimeout(50, () => req.socket.destroy())
+              })
+              http.listen(0, "127.0.0.1", () =>
+                resolve({
+                  port: (http.address() as AddressInfo).port,
+                  close: () => {
+                    http.closeAllConnections()
+                    http.close()
+                  }
+                })
+              )
+            })
+        ),
+        (s) => Effect.sync(s.close)
+      )
+      const fetch = yield* guarded(true)
+      const response = yield* Effect.promise(() => fetch(`http://127.0.0.1:${cut.port}/`))
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+      const first = yield* Effect.promise(() => reader.read())
+      assert.strictEqual(new TextDecoder().decode(first.value), "data: first\n\n")
+      const rest = yield* Effect.promise(() =>
+        reader.read().then(
+          () => "ended",
+          () => "failed"
+        )
+      )
+      assert.strictEqual(rest, "failed")
     })
   )
 
