@@ -70,11 +70,11 @@ export class Resilience extends Context.Service<
       ) => Effect.Effect<UpstreamResponse, UpstreamError>
     ) => Effect.Effect<UpstreamResponse, UpstreamError>
     /** Run any other upstream call (an MCP tool call, a probe) through the rate limit and the breaker. */
-    readonly guard: <A>(
+    readonly guard: <A, E = never>(
       key: string,
-      effect: Effect.Effect<A, UpstreamError>,
+      effect: Effect.Effect<A, UpstreamError | E>,
       options?: { readonly rateLimit?: Partial<RateLimit> | undefined }
-    ) => Effect.Effect<A, UpstreamError>
+    ) => Effect.Effect<A, UpstreamError | E>
     readonly circuit: (key: string) => Effect.Effect<CircuitState>
     /** The tokens `key`'s rate limit has left now (a full bucket for a key not yet called), without taking one. */
     readonly tokens: (key: string, rate?: Partial<RateLimit>) => Effect.Effect<number>
@@ -113,11 +113,13 @@ const countedReasons: ReadonlySet<UpstreamError["reason"]> = new Set([
 type Outcome = "success" | "failure" | "ignored"
 
 /** Refusals and local limits say nothing about the upstream's health; a 5xx answer does. */
-const classifyError = <A>(exit: Exit.Exit<A, UpstreamError>): Outcome => {
+/** Only upstream failures count: a local error (arguments refused before sending, say) is ignored. */
+const classifyError = <A, E>(exit: Exit.Exit<A, UpstreamError | E>): Outcome => {
   if (Exit.isSuccess(exit)) return "success"
   if (Cause.hasInterruptsOnly(exit.cause)) return "ignored"
   const error = Cause.findErrorOption(exit.cause)
   if (error._tag === "None") return "failure"
+  if (!(error.value instanceof UpstreamError)) return "ignored"
   return countedReasons.has(error.value.reason) ? "failure" : "ignored"
 }
 
@@ -266,12 +268,12 @@ export const make = (options: Partial<Options> = {}) =>
      * Admits the call (rate limit, then circuit), runs it, and records its outcome, interruption included (an
      * interrupted call is an ignored outcome, so a half-open trial that is interrupted frees the trial slot).
      */
-    const guarded = <A>(
+    const guarded = <A, E>(
       key: string,
       rate: Partial<RateLimit> | undefined,
-      effect: Effect.Effect<A, UpstreamError>,
-      classify: (exit: Exit.Exit<A, UpstreamError>) => Outcome
-    ): Effect.Effect<A, UpstreamError> =>
+      effect: Effect.Effect<A, UpstreamError | E>,
+      classify: (exit: Exit.Exit<A, UpstreamError | E>) => Outcome
+    ): Effect.Effect<A, UpstreamError | E> =>
       Effect.clockWith((clock) =>
         Effect.uninterruptibleMask((restore) => {
           const limited = admit(key, rate, clock.currentTimeMillisUnsafe())
@@ -343,11 +345,11 @@ export const make = (options: Partial<Options> = {}) =>
         return guarded(call.key, call.rateLimit, withRetries, classifyHttp)
       })
 
-    const guard = <A>(
+    const guard = <A, E = never>(
       key: string,
-      effect: Effect.Effect<A, UpstreamError>,
+      effect: Effect.Effect<A, UpstreamError | E>,
       options?: { readonly rateLimit?: Partial<RateLimit> | undefined }
-    ): Effect.Effect<A, UpstreamError> => guarded(key, options?.rateLimit, effect, classifyError)
+    ): Effect.Effect<A, UpstreamError | E> => guarded(key, options?.rateLimit, effect, classifyError)
 
     const circuit = (key: string) => Effect.sync((): CircuitState => circuits.get(key)?.state ?? "closed")
 

@@ -33,6 +33,7 @@ import {
 import { type CallOptions, type McpTarget, type McpTool, type McpToolResult, McpUpstream } from "./McpUpstream.ts"
 import { TokenRefresher } from "./OAuthRefresher.ts"
 import * as Principal from "./Principal.ts"
+import * as Resilience from "./Resilience.ts"
 import { type ResolvedCall, Switchboard } from "./Switchboard.ts"
 import * as Template from "./Template.ts"
 import * as ToolPins from "./ToolPins.ts"
@@ -144,6 +145,7 @@ export const makeWithPinning = Effect.gen(function* () {
   const sb = yield* Switchboard
   const upstream = yield* McpUpstream
   const refresher = yield* TokenRefresher
+  const resilience = yield* Resilience.Resilience
   const pins = yield* Effect.serviceOption(ToolPins.ToolPins)
 
   const resolve = Effect.fnUntraced(function* (connection: string) {
@@ -307,7 +309,11 @@ export const makeWithPinning = Effect.gen(function* () {
       }
     }
     // On the failure paths the call's own error matters more than a failed audit append.
-    const result = yield* withOAuth(call, target, (t) => upstream.callTool(t, tool, args, options)).pipe(
+    // Each attempt goes through the connection's rate limit and circuit breaker, the proxy's for a connection.
+    const guardOptions = { rateLimit: Resilience.rateLimitOf(call.connection.rate_limit) }
+    const result = yield* withOAuth(call, target, (t) =>
+      resilience.guard(call.connection.id, upstream.callTool(t, tool, args, options), guardOptions)
+    ).pipe(
       Effect.tapError((error) => Effect.ignore(record("failure", error.code))),
       Effect.onInterrupt(() => Effect.ignore(record("failure", "cancelled")))
     )
@@ -410,8 +416,12 @@ export const make = Effect.map(makeWithPinning, (services) => services.tools)
  * Tools over the Switchboard service and an `McpUpstream` adapter, with `ToolPinning` beside it (pins are kept
  * when a `ToolPins` store is in context).
  */
-export const layer = Layer.effectContext(
+/** `Tools` and `ToolPinning` over a given `Resilience` (share the proxy's, so a connection has one policy). */
+export const layerNoDeps = Layer.effectContext(
   Effect.map(makeWithPinning, (services) =>
     Context.make(Tools, services.tools).pipe(Context.add(ToolPins.ToolPinning, services.pinning))
   )
 )
+
+/** `Tools` and `ToolPinning` with the default `Resilience` (the proxy's too, when built in one layer graph). */
+export const layer = layerNoDeps.pipe(Layer.provide(Resilience.layer))

@@ -7,7 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import type { AuditRecord } from "../src/AuditLog.ts"
 import type * as Connection from "../src/Connection.ts"
 import type * as Connector from "../src/Connector.ts"
-import { UpstreamError } from "../src/Errors.ts"
+import { UpstreamError, ValidationFailed } from "../src/Errors.ts"
 import * as FieldMutation from "../src/FieldMutation.ts"
 import { type McpTarget, type McpToolResult, McpUpstream } from "../src/McpUpstream.ts"
 import { type ResolvedCall, Switchboard } from "../src/Switchboard.ts"
@@ -261,6 +261,63 @@ describe("Tools service", () => {
       assert.strictEqual(error._tag, "InvalidRequest")
       assert.deepStrictEqual(env.targets, [])
       assert.deepStrictEqual(env.audit, [])
+    }).pipe(Effect.provide(env.layer))
+  })
+
+  it.effect("calls go through the connection's circuit breaker: 5 upstream failures open it, then nothing is sent", () => {
+    let sent = 0
+    const env = make(() =>
+      Effect.suspend(() => {
+        sent++
+        return Effect.fail(new UpstreamError({ reason: "upstream_unreachable", message: "connection refused" }))
+      })
+    )
+    return Effect.gen(function* () {
+      const tools = yield* Tools.Tools
+      for (let i = 0; i < 5; i++) yield* Effect.flip(tools.callTool("Docs", "search"))
+      const error = yield* Effect.flip(tools.callTool("Docs", "search"))
+      assert.strictEqual(error.code, "circuit_open")
+      assert.strictEqual(sent, 5)
+      assert.strictEqual(env.audit[5]?.error_code, "circuit_open")
+    }).pipe(Effect.provide(env.layer))
+  })
+
+  it.effect("arguments refused before sending do not count against the upstream's health", () => {
+    let calls = 0
+    const env = make((_t, _name, args) =>
+      Effect.suspend(() => {
+        calls++
+        return args["bad"] === true
+          ? Effect.fail(new ValidationFailed({ message: "arguments do not match the tool's input schema" }))
+          : Effect.succeed(ok)
+      })
+    )
+    return Effect.gen(function* () {
+      const tools = yield* Tools.Tools
+      for (let i = 0; i < 6; i++) {
+        const error = yield* Effect.flip(tools.callTool("Docs", "search", { bad: true }))
+        assert.strictEqual(error._tag, "ValidationFailed")
+      }
+      assert.deepStrictEqual(yield* tools.callTool("Docs", "search"), ok)
+      assert.strictEqual(calls, 7)
+    }).pipe(Effect.provide(env.layer))
+  })
+
+  it.effect("calls take the connection's own rate limit", () => {
+    let sent = 0
+    const env = make(
+      () => Effect.sync(() => (sent++, ok)),
+      resolved({ connection: { ...connection, rate_limit: { requests_per_second: 1, burst: 2 } } })
+    )
+    return Effect.gen(function* () {
+      const tools = yield* Tools.Tools
+      yield* tools.callTool("Docs", "search")
+      yield* tools.callTool("Docs", "search")
+      const error = yield* Effect.flip(tools.callTool("Docs", "search"))
+      assert.strictEqual(error.code, "rate_limited")
+      assert.strictEqual(sent, 2)
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(yield* tools.callTool("Docs", "search"), ok)
     }).pipe(Effect.provide(env.layer))
   })
 
