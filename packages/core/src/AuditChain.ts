@@ -4,6 +4,14 @@
  * (`canonical`). Editing a record breaks its hash; deleting or reordering one breaks the next record's link; the
  * stored head (last sequence number and hash) catches a deleted tail.
  *
+ * The hashes are unkeyed: someone who can write the database could edit a record and recompute every later hash
+ * and the plain head. So the stores also keep the head sealed with the master key (`sealedHeadText`, sealed by the
+ * `Sealer` under the context ("audit_heads", org): authenticated, bound to its org). Without the key a rewritten or
+ * truncated chain cannot carry a matching sealed head: `verify` reports `head_forged` (or `truncated`). An append
+ * re-seals a head only when its seal opens and equals it, so writing on does not launder a forgery. Someone
+ * holding the master key can still rewrite everything, and a sealed head copied back from an older backup (with
+ * the chain cut to match) is not told apart from the real one.
+ *
  * The hash is computed by the store adapter, inside the transaction that appends the record, so two processes
  * sharing one database (the daemon and an embedded CLI) cannot both chain onto the same predecessor; a `Hasher`
  * port called from core could not make read-previous-then-append atomic. Core keeps the rules: the canonical
@@ -40,7 +48,33 @@ export interface Link {
 export interface Head {
   readonly seq: number
   readonly hash: string
+  /** The sealed copy of the head as the reader opened it; absent for a store that does not seal (memory). */
+  readonly seal?: HeadSeal | undefined
 }
+
+/**
+ * The sealed head as the store's reader found it: opened (its contents), not sealed yet (a database from before
+ * the stores sealed heads, schema 6: the store seals its heads when it opens it), not openable (forged, removed,
+ * or sealed under another key), or not checked (the reader has no master key).
+ */
+export type HeadSeal =
+  | { readonly _tag: "opened"; readonly org: string; readonly seq: number; readonly hash: string }
+  | { readonly _tag: "unsealed" }
+  | { readonly _tag: "unopenable"; readonly message: string }
+  | { readonly _tag: "unchecked" }
+
+/** What is sealed for an org's head: `canonicalJson` of `{org, seq, hash}`. Never change these bytes. */
+export const sealedHeadText = (org: string, head: { readonly seq: number; readonly hash: string }): string =>
+  canonicalJson({ org, seq: head.seq, hash: head.hash })
+
+/** Decodes an opened sealed head (`sealedHeadText`). */
+export const SealedHead = Schema.fromJsonString(
+  Schema.Struct({ org: Schema.String, seq: Schema.Int, hash: Schema.String })
+)
+
+/** How the head's seal was checked: see `HeadSeal`; "none" when there is no head or the store does not seal. */
+export const HeadSealStatus = Schema.Literals(["verified", "unsealed", "unchecked", "forged", "none"])
+export type HeadSealStatus = typeof HeadSealStatus.Type
 
 /**
  * The canonical encoding hashed: `Canonical.canonicalJson` of `{seq, prev_hash, record}` (keys sorted at every
@@ -52,7 +86,7 @@ export const canonical = (seq: number, prevHash: string, record: AuditRecord): s
 export const Problem = Schema.Struct({
   seq: Schema.NullOr(Schema.Int),
   id: Schema.NullOr(Schema.String),
-  problem: Schema.Literals(["edited", "unreadable", "missing", "reordered", "broken_link", "truncated"]),
+  problem: Schema.Literals(["edited", "unreadable", "missing", "reordered", "broken_link", "truncated", "head_forged"]),
   message: Schema.String
 })
 export type Problem = typeof Problem.Type
@@ -64,6 +98,12 @@ export const Verification = Schema.Struct({
   /** Records written before the chain existed (migration 3): kept, not verifiable. */
   unchained: Schema.Int,
   head: Schema.NullOr(Schema.Struct({ seq: Schema.Int, hash: Schema.String })),
+  /**
+   * The head's seal: "verified" (opened with the master key, equal to the plain head), "unsealed" (a database
+   * from before heads were sealed: the chain is checked without it; the store seals it on opening), "unchecked"
+   * (verified without the master key), "forged" (see the `head_forged` problem), "none".
+   */
+  head_seal: HeadSealStatus,
   problems: Schema.Array(Problem)
 })
 export type Verification = typeof Verification.Type
@@ -131,13 +171,71 @@ export const verify = (
   if (head === undefined && links.length > 0) {
     problems.push({ seq: null, id: null, problem: "truncated", message: "the chain's head is missing" })
   }
+  const head_seal = head === undefined ? "none" : checkSeal(org, head, prevSeq, prevHash, problems)
   return {
     org,
     ok: problems.length === 0,
     records: links.length,
     unchained,
     head: head === undefined ? null : { seq: head.seq, hash: head.hash },
+    head_seal,
     problems
+  }
+}
+
+/**
+ * Checks the sealed head against the plain head and, when they differ, against the last link (`lastSeq`,
+ * `lastHash`): a chain that ends before the sealed head was cut, else it was rewritten. Adds the problem found.
+ */
+const checkSeal = (
+  org: string,
+  head: Head,
+  lastSeq: number,
+  lastHash: string,
+  problems: Array<Problem>
+): HeadSealStatus => {
+  const seal = head.seal
+  if (seal === undefined) return "none"
+  switch (seal._tag) {
+    case "unsealed":
+    case "unchecked":
+      return seal._tag
+    case "unopenable":
+      problems.push({
+        seq: head.seq,
+        id: null,
+        problem: "head_forged",
+        message: `the chain's sealed head does not open with the master key (${seal.message}): it was forged or damaged`
+      })
+      return "forged"
+    case "opened":
+      if (seal.org !== org) {
+        problems.push({
+          seq: head.seq,
+          id: null,
+          problem: "head_forged",
+          message: `the chain's sealed head belongs to organization ${seal.org}`
+        })
+        return "forged"
+      }
+      // The seal is genuine and is the plain head: any difference from the last link is reported already.
+      if (seal.seq === head.seq && seal.hash === head.hash) return "verified"
+      problems.push({
+        seq: seal.seq,
+        id: null,
+        ...(seal.seq > lastSeq
+          ? {
+              problem: "truncated" as const,
+              message: `the sealed head says the chain ends at record ${seal.seq}, it ends at ${lastSeq}: records were removed from the end`
+            }
+          : {
+              problem: "head_forged" as const,
+              message:
+                `the sealed head (record ${seal.seq}, ${seal.hash.slice(0, 12)}…) does not match the chain ` +
+                `(record ${lastSeq}, ${lastHash.slice(0, 12)}…): records were rewritten by someone without the master key`
+            })
+      })
+      return "forged"
   }
 }
 

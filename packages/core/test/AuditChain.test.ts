@@ -1,6 +1,6 @@
 /**
  * The audit chain's rules: the canonical encoding (key order never matters), and verification finding every
- * edited, deleted, reordered and truncated record.
+ * edited, deleted, reordered and truncated record, and checking the sealed head (as the store opened it).
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as AuditChain from "@switchboard/core/AuditChain"
@@ -83,5 +83,48 @@ describe("AuditChain", () => {
       JSON.stringify(found)
     )
     assert.isTrue(found.some(([p]) => p === "edited"))
+  })
+
+  describe("the sealed head", () => {
+    const opened = (seq: number, hash: string, org = "local"): AuditChain.HeadSeal => ({
+      _tag: "opened",
+      org,
+      seq,
+      hash
+    })
+    const check = (links: ReadonlyArray<AuditChain.Link>, seal: AuditChain.HeadSeal, head = headOf(links)) => {
+      const v = AuditChain.verify("local", links, head === undefined ? undefined : { ...head, seal }, 0, digest)
+      return [v.ok, v.head_seal, v.problems.map((p) => [p.problem, p.seq])]
+    }
+
+    it("a seal equal to the head and the last record is verified; unsealed and unchecked heads pass with a note", () => {
+      const links = chain(3)
+      const last = links[2]
+      assert.deepStrictEqual(check(links, opened(3, last?.hash ?? "")), [true, "verified", []])
+      assert.deepStrictEqual(check(links, { _tag: "unsealed" }), [true, "unsealed", []])
+      assert.deepStrictEqual(check(links, { _tag: "unchecked" }), [true, "unchecked", []])
+      assert.strictEqual(AuditChain.verify("local", links, headOf(links), 0, digest).head_seal, "none")
+      assert.strictEqual(
+        AuditChain.sealedHeadText("local", { seq: 3, hash: "ab" }),
+        '{"hash":"ab","org":"local","seq":3}'
+      )
+    })
+
+    it("a seal that differs from a consistent chain and head is head_forged, or truncated when it is further", () => {
+      const links = chain(3)
+      // A rewritten chain: consistent hashes and plain head, but the seal holds the real last hash.
+      assert.deepStrictEqual(check(links, opened(3, "f".repeat(64))), [false, "forged", [["head_forged", 3]]])
+      assert.deepStrictEqual(check(links, opened(5, "f".repeat(64))), [false, "forged", [["truncated", 5]]])
+      assert.deepStrictEqual(check(links, opened(3, links[2]?.hash ?? "", "other")), [
+        false,
+        "forged",
+        [["head_forged", 3]]
+      ])
+      assert.deepStrictEqual(check(links, { _tag: "unopenable", message: "bad" }), [
+        false,
+        "forged",
+        [["head_forged", 3]]
+      ])
+    })
   })
 })

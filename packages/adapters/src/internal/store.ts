@@ -16,14 +16,14 @@ import {
 } from "@switchboard/core/Errors"
 import type * as ConnectionStore from "@switchboard/core/ConnectionStore"
 import type * as ConnectorStore from "@switchboard/core/ConnectorStore"
-import type { SealContext } from "@switchboard/core/Sealer"
+import type { SealContext, Sealed } from "@switchboard/core/Sealer"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import { checkValueContext, makeCheckValue } from "../sodium/Sealer.ts"
 import { sha256 } from "./digest.ts"
-import { type SealedColumns, type SealerService, toBuffer } from "./rows.ts"
+import { openText, type SealedColumns, type SealerService, sealText, toBuffer } from "./rows.ts"
 
 /** A parameter both drivers bind. */
 export type Param = string | number | bigint | Uint8Array | null
@@ -188,6 +188,113 @@ export const nextLink = (head: AuditChain.Head | undefined, entry: AuditEntry): 
   return { seq, prev, hash: sha256(AuditChain.canonical(seq, prev, entry.stored)) }
 }
 
+/** Where an org's sealed head lives: the context it is sealed under (see `AuditChain.sealedHeadText`). */
+export const headContext = (org: string): SealContext => ({ table: "audit_heads", rowId: org })
+
+/** An org's head sealed with the master key; stored beside the plain head in `audit_heads` (key_id, sealed). */
+export const sealHead = (sealer: SealerService, org: string, head: AuditChain.Head): Effect.Effect<Sealed, SealError> =>
+  sealText(sealer, AuditChain.sealedHeadText(org, head), headContext(org))
+
+/**
+ * Inside the append's transaction, the new head of `org` after its stored head `previous`: sealed (after the key
+ * check `check`, as for `ensureCurrentKey`) when the previous head's seal opens and is that head, or when the org
+ * had no head; else undefined: the sealed columns are left as they are, so a chain rewritten or a seal removed
+ * by hand is not laundered by the next append (verification keeps reporting it). A failure is a StoreError, as the
+ * audit log's port answers (the key was rotated meanwhile).
+ */
+export const sealNextHead = <E, R>(
+  check: Effect.Effect<{ readonly key_id: string } | undefined, E, R>,
+  sealer: SealerService,
+  org: string,
+  previous: HeadRow | undefined,
+  head: AuditChain.Head
+): Effect.Effect<Sealed | undefined, E | StoreError, R> =>
+  ensureCurrentKey(check, sealer).pipe(
+    Effect.andThen(openHead(sealer, org, previous)),
+    Effect.flatMap((opened) => {
+      const seal = opened?.seal
+      const genuine =
+        opened === undefined ||
+        (seal?._tag === "opened" && seal.org === org && seal.seq === opened.seq && seal.hash === opened.hash)
+      return genuine ? sealHead(sealer, org, head) : Effect.succeed(undefined)
+    }),
+    Effect.catchIf(
+      (error): error is SealError => error instanceof SealError,
+      (error) =>
+        Effect.fail(new StoreError({ message: `sealing the audit head of ${org}: ${error.message}`, cause: error }))
+    )
+  )
+
+/**
+ * Migration 6, inside the opening transaction once the key is proven: seals every head without a seal (heads
+ * written before it), so that afterwards a head without its seal is one whose seal was removed. `select` answers
+ * org, seq, hash of the heads without one; `update` sets key_id, sealed of an org (params: key_id, sealed, org).
+ */
+export const sealUnsealedHeads = (
+  exec: Executor,
+  sql: { readonly select: string; readonly update: string },
+  sealer: SealerService
+) =>
+  Effect.gen(function* () {
+    const rows = yield* exec.all<{ readonly org: string; readonly seq: number; readonly hash: string }>(sql.select)
+    for (const row of rows) {
+      const sealed = yield* sealHead(sealer, row.org, { seq: row.seq, hash: row.hash })
+      yield* exec.run(sql.update, [sealed.keyId, toBuffer(sealed.bytes), row.org])
+    }
+    return rows.length
+  })
+
+/** The values of an `audit_heads` upsert: org, seq, hash, key_id, sealed. */
+export const headParams = (org: string, head: AuditChain.Head, sealed: Sealed): Array<Param> => [
+  org,
+  head.seq,
+  head.hash,
+  sealed.keyId,
+  toBuffer(sealed.bytes)
+]
+
+/** An `audit_heads` row as the chain reader selects it (key_id and sealed are null before migration 6's seal). */
+export interface HeadRow {
+  readonly seq: number
+  readonly hash: string
+  readonly key_id: string | null
+  readonly sealed: Uint8Array | null
+}
+
+const decodeSealedHead = Schema.decodeUnknownResult(AuditChain.SealedHead)
+
+/**
+ * The head row with its seal opened by `sealer` (none: "unchecked"); never fails, a seal that does not open or
+ * decode is reported to `AuditChain.verify` as "unopenable". `sealable`: the database is at migration 6, where
+ * every head is sealed (migration 6 seals the heads it finds: `sealUnsealedHeads`), so a head without its seal
+ * had it removed; before migration 6 heads are "unsealed".
+ */
+export const openHead = (
+  sealer: SealerService | undefined,
+  org: string,
+  row: HeadRow | undefined,
+  sealable = true
+): Effect.Effect<AuditChain.Head | undefined> => {
+  if (row === undefined) return Effect.succeed(undefined)
+  const plain = { seq: row.seq, hash: row.hash }
+  const withSeal = (seal: AuditChain.HeadSeal) => Effect.succeed({ ...plain, seal })
+  if (!sealable) return withSeal({ _tag: "unsealed" })
+  if (row.key_id === null || row.sealed === null) {
+    return withSeal({ _tag: "unopenable", message: "its seal was removed" })
+  }
+  if (sealer === undefined) return withSeal({ _tag: "unchecked" })
+  return openText(sealer, { key_id: row.key_id, sealed: row.sealed }, headContext(org)).pipe(
+    Effect.map((text): AuditChain.HeadSeal => {
+      const decoded = Result.isSuccess(text) ? decodeSealedHead(text.success) : undefined
+      return decoded !== undefined && Result.isSuccess(decoded)
+        ? { _tag: "opened", ...decoded.success }
+        : { _tag: "unopenable", message: "its contents are not a sealed head" }
+    }),
+    Effect.catch((error) => Effect.succeed<AuditChain.HeadSeal>({ _tag: "unopenable", message: error.message })),
+    Effect.map((seal) => ({ ...plain, seal }))
+  )
+}
+
 /** The values of `AUDIT_COLUMNS`. */
 export const auditParams = (entry: AuditEntry, link: ReturnType<typeof nextLink>): Array<Param> => [
   entry.record.org,
@@ -221,6 +328,10 @@ export interface RotationSql {
   readonly meta: string
   /** Sets a `meta` row's key_id and sealed (params: key_id, sealed, key). */
   readonly updateMeta: string
+  /** A page of the sealed `audit_heads` after an org (params: after, limit): org, key_id, sealed. */
+  readonly heads: string
+  /** Sets an `audit_heads` row's key_id and sealed (params: key_id, sealed, org). */
+  readonly updateHead: string
 }
 
 const reseal = (current: SealerService, next: SealerService, row: SealedColumns, context: SealContext) =>
@@ -248,6 +359,18 @@ export const resealAll = (exec: Executor, sql: RotationSql, current: SealerServi
         if (last === undefined || rows.length < ROTATE_BATCH) break
         after = last.id
       }
+    }
+    // The sealed audit heads (their row is the org); heads not sealed yet are left for their next append.
+    let afterOrg = ""
+    for (;;) {
+      const rows = yield* exec.all<SealedColumns & { org: string }>(sql.heads, [afterOrg, ROTATE_BATCH])
+      for (const row of rows) {
+        const sealed = yield* reseal(current, next, row, headContext(row.org))
+        yield* exec.run(sql.updateHead, [sealed.keyId, toBuffer(sealed.bytes), row.org])
+      }
+      const last = rows.at(-1)
+      if (last === undefined || rows.length < ROTATE_BATCH) break
+      afterOrg = last.org
     }
     for (const key of sealedMetaKeys) {
       const row = yield* exec.get<SealedColumns>(sql.meta, [key])

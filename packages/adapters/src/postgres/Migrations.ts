@@ -175,6 +175,14 @@ export const migrations: ReadonlyArray<Migration> = [
       );
       CREATE INDEX api_keys_org ON api_keys (org, id);
     `
+  },
+  {
+    version: 6,
+    name: "sealed audit heads",
+    sql: `
+      ALTER TABLE audit_heads ADD COLUMN key_id TEXT;
+      ALTER TABLE audit_heads ADD COLUMN sealed BYTEA;
+    `
   }
 ]
 

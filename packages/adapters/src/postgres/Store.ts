@@ -173,6 +173,17 @@ export const initialize = Effect.fn("PostgresStore.initialize")(function* (db: D
       const check = version >= 1 ? yield* readCheck(tx) : undefined
       if (check !== undefined) yield* verifyCheckValue(sealer, { keyId: check.key_id, bytes: check.sealed })
       const migrated = yield* Migrations.migrate(tx)
+      // Migration 6 seals the audit heads written before it (see `Common.sealUnsealedHeads`).
+      if (migrated.from < 6) {
+        yield* Common.sealUnsealedHeads(
+          tx,
+          {
+            select: "SELECT org, seq, hash FROM audit_heads WHERE sealed IS NULL",
+            update: "UPDATE audit_heads SET key_id = $1, sealed = $2 WHERE org = $3"
+          },
+          sealer
+        )
+      }
       if (check === undefined) {
         const value = yield* makeCheckValue(sealer)
         yield* tx.run("INSERT INTO meta (key, key_id, sealed) VALUES ($1, $2, $3)", [
@@ -507,19 +518,32 @@ export const makeWith = Effect.fn("PostgresStore.make")(function* (db: Database,
           Effect.gen(function* () {
             // One append per org at a time, whichever host: the head read here is still the head at COMMIT.
             yield* advisoryLock(tx, `switchboard:audit:${record.org}`)
-            const head = yield* tx.get<AuditChain.Head>("SELECT seq, hash FROM audit_heads WHERE org = $1", [
-              record.org
-            ])
+            const head = yield* tx.get<Common.HeadRow>(
+              "SELECT seq, hash, key_id, sealed FROM audit_heads WHERE org = $1",
+              [record.org]
+            )
             const link = Common.nextLink(head, entry)
             yield* tx.run(
               `INSERT INTO audit (${Common.AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
               Common.auditParams(entry, link)
             )
-            yield* tx.run(
-              `INSERT INTO audit_heads (org, seq, hash) VALUES ($1, $2, $3)
-               ON CONFLICT (org) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`,
-              [record.org, link.seq, link.hash]
+            // The head is sealed too (see `AuditChain`), under the database's current key.
+            const next = { seq: link.seq, hash: link.hash }
+            const sealed = yield* Common.sealNextHead(
+              tx.get<SealedColumns>(`${CHECK_SQL} FOR SHARE`, [checkValueContext.rowId]),
+              sealer,
+              record.org,
+              head,
+              next
             )
+            yield* sealed === undefined
+              ? tx.run("UPDATE audit_heads SET seq = $1, hash = $2 WHERE org = $3", [link.seq, link.hash, record.org])
+              : tx.run(
+                  `INSERT INTO audit_heads (org, seq, hash, key_id, sealed) VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (org) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+                     key_id = excluded.key_id, sealed = excluded.sealed`,
+                  Common.headParams(record.org, next, sealed)
+                )
           })
         )
       },
@@ -550,12 +574,16 @@ export const makeWith = Effect.fn("PostgresStore.make")(function* (db: Database,
             "SELECT id, record, seq, prev_hash, hash FROM audit WHERE org = $1 AND seq IS NOT NULL ORDER BY seq",
             [org]
           )
-          const head = yield* tx.get<AuditChain.Head>("SELECT seq, hash FROM audit_heads WHERE org = $1", [org])
+          const headRow = yield* tx.get<Common.HeadRow>(
+            "SELECT seq, hash, key_id, sealed FROM audit_heads WHERE org = $1",
+            [org]
+          )
           const legacy = yield* tx.get<{ readonly n: number }>(
             "SELECT count(*)::int AS n FROM audit WHERE org = $1 AND seq IS NULL",
             [org]
           )
-          return chainOf(rows, head, legacy?.n ?? 0)
+          const head = yield* Common.openHead(sealer, org, headRow)
+          return { ...chainOf(rows, head, legacy?.n ?? 0), head }
         })
       ),
     digest: sha256
@@ -693,7 +721,10 @@ const rotationSql: Common.RotationSql = {
   page: (table) => `SELECT id, key_id, sealed FROM ${table} WHERE id > $1 ORDER BY id LIMIT $2 FOR UPDATE`,
   update: (table) => `UPDATE ${table} SET key_id = $1, sealed = $2 WHERE id = $3`,
   meta: "SELECT key_id, sealed FROM meta WHERE key = $1 FOR UPDATE",
-  updateMeta: "UPDATE meta SET key_id = $1, sealed = $2 WHERE key = $3"
+  updateMeta: "UPDATE meta SET key_id = $1, sealed = $2 WHERE key = $3",
+  heads:
+    "SELECT org, key_id, sealed FROM audit_heads WHERE org > $1 AND sealed IS NOT NULL ORDER BY org LIMIT $2 FOR UPDATE",
+  updateHead: "UPDATE audit_heads SET key_id = $1, sealed = $2 WHERE org = $3"
 }
 
 /**

@@ -21,6 +21,8 @@ export type Migration = Shared.Migration
  * - Secrets are never in clear: each row that has some keeps them as `key_id` + `sealed`, sealed under the
  *   context (table, row id). JSON records hold no secret (connections keep header names and `has_security`).
  * - `meta` holds the sealed check value that proves the master key at open.
+ * - `audit_heads` keeps each org's head in clear (seq, hash) and sealed (`key_id` + `sealed`, under the context
+ *   ("audit_heads", org)); the sealed columns are null for a head last written before migration 6.
  */
 export const migrations: ReadonlyArray<Migration> = [
   {
@@ -169,6 +171,14 @@ export const migrations: ReadonlyArray<Migration> = [
         revoked_at TEXT
       ) STRICT;
       CREATE INDEX api_keys_org ON api_keys (org, id);
+    `
+  },
+  {
+    version: 6,
+    name: "sealed audit heads",
+    sql: `
+      ALTER TABLE audit_heads ADD COLUMN key_id TEXT;
+      ALTER TABLE audit_heads ADD COLUMN sealed BLOB;
     `
   }
 ]

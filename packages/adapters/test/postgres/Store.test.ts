@@ -466,10 +466,10 @@ describe.skipIf(why !== undefined)("PostgreSQL stores", () => {
           })
         )
         assert.deepStrictEqual(
-          verified.map((v) => [v.org, v.ok, v.records, v.problems.length]),
+          verified.map((v) => [v.org, v.ok, v.records, v.problems.length, v.head_seal]),
           [
-            [ORG, true, 60, 0],
-            [OTHER_ORG, true, 15, 0]
+            [ORG, true, 60, 0, "verified"],
+            [OTHER_ORG, true, 15, 0, "verified"]
           ]
         )
         const listed = yield* on(hosts[1] as Host)(Effect.flatMap(AuditLog, (a) => a.list(ORG, { limit: 1000 })))
@@ -636,6 +636,134 @@ describe.skipIf(why !== undefined)("PostgreSQL stores", () => {
         }).pipe(Effect.scoped)
     )
   })
+  describe("the sealed audit head (migration 6)", () => {
+    const verifyOn = (context: Host) =>
+      on(context)(
+        Effect.gen(function* () {
+          const chain = yield* AuditChain.AuditChain
+          const read = yield* chain.links(ORG)
+          return AuditChain.verify(ORG, read.links, read.head, read.unchained, chain.digest)
+        })
+      )
+    const appendOn = (context: Host, from: number, to: number) =>
+      on(context)(
+        Effect.flatMap(AuditLog, (audit) =>
+          Effect.forEach(
+            Array.from({ length: to - from + 1 }, (_, i) => from + i),
+            (n) => audit.append(makeAudit(n)),
+            { discard: true }
+          )
+        )
+      )
+
+    it.effect("records rewritten with every later hash and the plain head recomputed (no key) are found", () =>
+      Effect.gen(function* () {
+        const { name, url } = yield* newDatabase
+        const context = yield* host(url)
+        yield* appendOn(context, 1, 5)
+        assert.strictEqual((yield* verifyOn(context)).head_seal, "verified")
+        // The attacker: SQL access and node:crypto, no master key.
+        const rows = yield* query<{ seq: number; prev_hash: string; record: string }>(
+          name,
+          "SELECT seq, prev_hash, record FROM audit WHERE org = $1 AND seq >= 3 ORDER BY seq",
+          [ORG]
+        )
+        let prev = rows[0]?.prev_hash ?? AuditChain.genesis
+        for (const row of rows) {
+          const record = row.seq === 3 ? row.record.replace('"success"', '"failure"') : row.record
+          if (row.seq === 3) assert.notStrictEqual(record, row.record)
+          const hash = createHash("sha256")
+            .update(AuditChain.canonical(row.seq, prev, JSON.parse(record)))
+            .digest("hex")
+          yield* query(name, "UPDATE audit SET record = $1, prev_hash = $2, hash = $3 WHERE org = $4 AND seq = $5", [
+            record,
+            prev,
+            hash,
+            ORG,
+            row.seq
+          ])
+          yield* query(name, "UPDATE audit_heads SET seq = $1, hash = $2 WHERE org = $3", [row.seq, hash, ORG])
+          prev = hash
+        }
+        const result = yield* verifyOn(context)
+        assert.deepStrictEqual(
+          [result.ok, result.head_seal, result.problems.map((p) => [p.problem, p.seq])],
+          [false, "forged", [["head_forged", 5]]]
+        )
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect("the last records deleted and the plain head rewritten to match are found (truncated)", () =>
+      Effect.gen(function* () {
+        const { name, url } = yield* newDatabase
+        const context = yield* host(url)
+        yield* appendOn(context, 1, 4)
+        yield* query(name, "DELETE FROM audit WHERE org = $1 AND seq > 2", [ORG])
+        yield* query(
+          name,
+          "UPDATE audit_heads SET seq = 2, hash = (SELECT hash FROM audit WHERE org = $1 AND seq = 2) WHERE org = $1",
+          [ORG]
+        )
+        const result = yield* verifyOn(context)
+        assert.deepStrictEqual([result.ok, result.problems.map((p) => [p.problem, p.seq])], [false, [["truncated", 4]]])
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect("a database from before migration 6 gets its heads sealed when a host opens it", () =>
+      Effect.gen(function* () {
+        const { name, url } = yield* newDatabase
+        yield* Effect.scoped(Effect.flatMap(host(url), (context) => appendOn(context, 1, 3)))
+        // Back to schema 5, as an older Switchboard left it.
+        yield* query(name, "ALTER TABLE audit_heads DROP COLUMN key_id, DROP COLUMN sealed")
+        yield* query(name, "DELETE FROM schema_migrations WHERE version = 6")
+        const context = yield* host(url)
+        const opened = yield* verifyOn(context)
+        assert.deepStrictEqual([opened.ok, opened.head_seal, opened.records], [true, "verified", 3])
+        yield* appendOn(context, 4, 4)
+        const after = yield* verifyOn(context)
+        assert.deepStrictEqual([after.ok, after.head_seal, after.records], [true, "verified", 4])
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect("a seal removed by hand is head_forged, and the next append does not seal over it", () =>
+      Effect.gen(function* () {
+        const { name, url } = yield* newDatabase
+        const context = yield* host(url)
+        yield* appendOn(context, 1, 3)
+        yield* query(name, "UPDATE audit_heads SET key_id = NULL, sealed = NULL")
+        const stripped = yield* verifyOn(context)
+        assert.deepStrictEqual([stripped.ok, stripped.head_seal], [false, "forged"])
+        yield* appendOn(context, 4, 4)
+        assert.deepStrictEqual(
+          (yield* verifyOn(context)).problems.map((p) => p.problem),
+          ["head_forged"]
+        )
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect("a key rotation re-seals the heads: the chain verifies under the new key", () =>
+      Effect.gen(function* () {
+        const { url } = yield* newDatabase
+        const old = yield* host(url, keyA)
+        yield* appendOn(old, 1, 3)
+        yield* on(old)(
+          Effect.gen(function* () {
+            const db = yield* Postgres.Database.PostgresDatabase
+            return yield* Postgres.rotateKey(db, yield* makeSealer(keyA), yield* makeSealer(keyB))
+          })
+        )
+        const rotated = yield* host(url, keyB)
+        const result = yield* verifyOn(rotated)
+        assert.deepStrictEqual([result.ok, result.head_seal, result.records], [true, "verified", 3])
+        // A host still on the old key cannot append (its head would be sealed under a retired key).
+        const stale = yield* Effect.flip(appendOn(old, 4, 4))
+        assert.match(stale.message, /key_mismatch|master key does not match/)
+        yield* appendOn(rotated, 4, 4)
+        assert.deepStrictEqual((yield* verifyOn(rotated)).ok, true)
+      }).pipe(Effect.scoped)
+    )
+  })
+
   describe("tool pins and API keys (migrations 4 and 5)", () => {
     const portsOn = (url: string) =>
       Layer.build(

@@ -8,8 +8,9 @@
  * - `switchboard audit verify [--org o]`: checks every organization's audit hash chain (see `AuditChain`) and
  *   reports each edited, missing, reordered or truncated record; exit code 10 when a chain is broken.
  * - `switchboard audit export --jsonl [--org o]`: the chained records, one JSON object per line, in chain order.
- *   Both read the data directory's database file directly (its audit tables are not sealed: no key needed), with or
- *   without a running daemon.
+ *   Both read the data directory's database file directly, with or without a running daemon. `verify` opens the
+ *   sealed chain heads with the master key (a chain rewritten without the key is caught); when no key is
+ *   available it still checks the hashes and says the heads' seals were not checked.
  */
 import * as Sqlite from "@switchboard/adapters/sqlite"
 import * as AuditChain from "@switchboard/core/AuditChain"
@@ -140,9 +141,14 @@ const withChain = <A, E, R>(f: (chain: AuditChain.AuditChain["Service"]) => Effe
       filename: paths.database,
       schemaVersion: Sqlite.Migrations.latestVersion
     })
-    return yield* Effect.flatMap(Effect.service(AuditChain.AuditChain), f).pipe(
-      Effect.provide(Sqlite.AuditChain.layer.pipe(Layer.provide(database)))
+    const unkeyed = Sqlite.AuditChain.layer.pipe(Layer.provide(database))
+    const keyed = Sqlite.AuditChain.layer.pipe(
+      Layer.provide(Layer.merge(database, Layers.sealerLayer(paths))),
+      Layer.catchTag("SealError", (error) =>
+        error.reason === "key_unavailable" ? unkeyed : Layer.effect(AuditChain.AuditChain, Effect.fail(error))
+      )
     )
+    return yield* Effect.flatMap(Effect.service(AuditChain.AuditChain), f).pipe(Effect.provide(keyed))
   })
 
 const orgFlag = Flag.String("org").pipe(Flag.withDescription("Only this organization"), Flag.optional)
@@ -174,7 +180,13 @@ const auditVerify = Command.make(
             .map((r) => {
               const head = r.head === null ? "" : `, head ${r.head.seq} ${r.head.hash.slice(0, 12)}…`
               const legacy = r.unchained === 0 ? "" : ` (${r.unchained} older unchained records not verifiable)`
-              const title = `${r.org}: ${r.records} records${head}${legacy}: ${r.ok ? "chain intact" : "TAMPERED"}`
+              const seal =
+                r.head_seal === "unsealed"
+                  ? " (head not sealed yet: sealed at the next record)"
+                  : r.head_seal === "unchecked"
+                    ? " (head seal not checked: no master key)"
+                    : ""
+              const title = `${r.org}: ${r.records} records${head}${legacy}${seal}: ${r.ok ? "chain intact" : "TAMPERED"}`
               return [title, ...r.problems.map((p) => `  ${p.problem.padEnd(11)}  ${p.message}`)].join("\n")
             })
             .join("\n")
