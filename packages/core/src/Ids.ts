@@ -44,11 +44,12 @@ const increment = (digits: string): string | undefined => {
   return undefined
 }
 
-const randomPart = Effect.gen(function* () {
-  let random = ""
-  // nextIntBetween is inclusive of both bounds.
-  for (let i = 0; i < 16; i++) random += alphabet[yield* Random.nextIntBetween(0, 31)]
-  return random
+// Sixteen draws from the fiber's `Random` (what `Random.nextIntBetween(0, 31)` draws, without an Effect each).
+const randomPart = Effect.withFiber((fiber) => {
+  const random = fiber.getRef(Random.Random)
+  let out = ""
+  for (let i = 0; i < 16; i++) out += alphabet[Math.floor(random.nextDoubleUnsafe() * 32)]
+  return Effect.succeed(out)
 })
 
 /**
@@ -79,7 +80,15 @@ export const make = (prefix: Prefix): Effect.Effect<string> =>
     return `${prefix}_${encodeTime(millis)}${yield* randomPart}`
   })
 
-const idPattern = (prefix: Prefix) => new RegExp(`^${prefix}_[0-9A-HJKMNP-TV-Z]{26}$`, "u")
+const patterns = new Map<Prefix, RegExp>()
+const idPattern = (prefix: Prefix): RegExp => {
+  let pattern = patterns.get(prefix)
+  if (pattern === undefined) {
+    pattern = new RegExp(`^${prefix}_[0-9A-HJKMNP-TV-Z]{26}$`, "u")
+    patterns.set(prefix, pattern)
+  }
+  return pattern
+}
 
 /** True when `value` looks like an id with that prefix (used to tell ids from names). */
 export const is = (prefix: Prefix, value: string): boolean => idPattern(prefix).test(value)

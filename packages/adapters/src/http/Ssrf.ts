@@ -166,9 +166,21 @@ export const classify = (input: string): Finding | undefined => {
   return globalUnicast.list.check(address, "ipv6") ? undefined : { rule: notGlobal }
 }
 
+// Addresses classified lately (classifying walks the range lists): a proxy calls the same few again and again.
+const CLASSIFIED_MAX = 1024
+const classified = new Map<string, Finding | undefined>()
+const classifyKnown = (address: string): Finding | undefined => {
+  const known = classified.get(address)
+  if (known !== undefined || classified.has(address)) return known
+  const finding = classify(address)
+  if (classified.size >= CLASSIFIED_MAX) classified.clear()
+  classified.set(address, finding)
+  return finding
+}
+
 /** The finding that refuses an address under the given policy, or `undefined` when it may be connected to. */
 export const refusal = (address: string, allowPrivateNetwork: boolean): Finding | undefined => {
-  const finding = classify(address)
+  const finding = classifyKnown(address)
   if (finding === undefined) return undefined
   return allowPrivateNetwork && finding.rule.privateNetwork ? undefined : finding
 }
@@ -253,16 +265,42 @@ export const parseTarget = (raw: string): Result.Result<Target, UpstreamError> =
 }
 
 /**
- * Resolve a URL's host once and check every address; the connection must go to the returned `address` and
- * nowhere else (no second lookup, so a rebinding answer cannot change the target after the check).
+ * `resolve` for a target whose host is an IP literal: the same checks, synchronously (there is nothing to look
+ * up). `undefined` when the host is a name, which only `resolve` handles.
  */
-export const resolve = Effect.fn("Ssrf.resolve")(function* (
+export const pinLiteral = (
+  target: Target,
+  options: { readonly allowPrivateNetwork: boolean }
+): Result.Result<Pinned, UpstreamError> | undefined => {
+  const { literal } = target
+  if (literal === undefined) return undefined
+  const checked = checkAddress(literal, target.hostname, options.allowPrivateNetwork)
+  return Result.isFailure(checked)
+    ? Result.fail(checked.failure)
+    : Result.succeed({ ...target, addresses: [literal], address: literal })
+}
+
+/**
+ * Resolve a URL's host once and check every address; the connection must go to the returned `address` and
+ * nowhere else (no second lookup, so a rebinding answer cannot change the target after the check). A URL whose
+ * host is an IP literal is checked without an Effect of its own (see `pinLiteral`).
+ */
+export const resolve = (
   raw: string,
   options: { readonly allowPrivateNetwork: boolean }
+): Effect.Effect<Pinned, UpstreamError, Resolver> => {
+  const target = parseTarget(raw)
+  if (Result.isFailure(target)) return Effect.fail(target.failure)
+  const literal = pinLiteral(target.success, options)
+  return literal === undefined ? resolveName(target.success, options) : Effect.fromResult(literal)
+}
+
+/** `resolve` for a parsed target whose host is a name: one lookup, every address checked. */
+export const resolveName = Effect.fn("Ssrf.resolve")(function* (
+  target: Target,
+  options: { readonly allowPrivateNetwork: boolean }
 ) {
-  const target = yield* Effect.fromResult(parseTarget(raw))
-  const addresses =
-    target.literal === undefined ? yield* Resolver.use((r) => r.resolve(target.hostname)) : [target.literal]
+  const addresses = yield* Resolver.use((r) => r.resolve(target.hostname))
   const first = addresses[0]
   if (first === undefined) {
     return yield* new UpstreamError({

@@ -25,6 +25,7 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import { pipeline } from "node:stream"
@@ -213,12 +214,6 @@ const withoutSecrets = (headers: UpstreamRequest["headers"]): UpstreamRequest["h
 
 const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308])
 
-/** Whether reaching the URL takes a name lookup: its host is not an IP literal (an invalid URL fails before). */
-const needsLookup = (url: string): boolean => {
-  const host = URL.canParse(url) ? new URL(url).hostname : ""
-  return host !== "" && Net.isIP(host.startsWith("[") ? host.slice(1, -1) : host) === 0
-}
-
 /** Build the service; it captures the `Resolver`, so the service itself needs nothing. */
 export const make = (options: Options = {}) =>
   Effect.gen(function* () {
@@ -238,7 +233,8 @@ export const make = (options: Options = {}) =>
       for (const sockets of Object.values(agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy()
     }
     const poolFor = (pinned: Ssrf.Pinned): Http.Agent => {
-      const key = JSON.stringify([pinned.secure, pinned.address.address, pinned.port, pinned.hostname])
+      // Neither an address nor a port holds a space; the host name comes last, so the key is unambiguous.
+      const key = `${pinned.secure ? "https" : "http"} ${pinned.address.address} ${pinned.port} ${pinned.hostname}`
       const existing = pools.get(key)
       if (existing !== undefined) {
         pools.delete(key)
@@ -419,14 +415,23 @@ export const make = (options: Options = {}) =>
         let url = req.url
         let headers = req.headers
         for (let hop = 0; ; hop++) {
-          const resolved = Ssrf.resolve(url, { allowPrivateNetwork }).pipe(Effect.provideService(Resolver, resolver))
+          // The URL is parsed once; an IP literal is checked synchronously, a name is looked up within the deadline.
+          const parsed = Ssrf.parseTarget(url)
+          const literal: Result.Result<Ssrf.Pinned, UpstreamError> | undefined = Result.isFailure(parsed)
+            ? Result.fail(parsed.failure)
+            : Ssrf.pinLiteral(parsed.success, { allowPrivateNetwork })
           const pinned = yield* (
-            needsLookup(url)
-              ? Effect.timeoutOrElse(resolved, {
-                  duration: Math.max(1, deadline - (yield* Clock.currentTimeMillis)),
-                  orElse: () => Effect.fail(totalTimeout(currentHost, totalMillis))
-                })
-              : resolved
+            literal !== undefined
+              ? Effect.fromResult(literal)
+              : Effect.timeoutOrElse(
+                  Ssrf.resolveName((parsed as Result.Success<Ssrf.Target, UpstreamError>).success, {
+                    allowPrivateNetwork
+                  }).pipe(Effect.provideService(Resolver, resolver)),
+                  {
+                    duration: Math.max(1, deadline - (yield* Clock.currentTimeMillis)),
+                    orElse: () => Effect.fail(totalTimeout(currentHost, totalMillis))
+                  }
+                )
           ).pipe(
             Effect.mapError((e) =>
               hop === 0 || e.reason !== "destination_refused"

@@ -22,6 +22,9 @@ import * as Fs from "node:fs"
 /** How long a statement waits for another connection's lock before failing with SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5000
 
+/** Rows `cachedGet` keeps at most (all are dropped when full). */
+const CACHED_ROWS = 4096
+
 /** A value bound to a statement parameter. */
 export type Param = string | number | bigint | Uint8Array | null
 
@@ -41,6 +44,13 @@ export interface Database {
   /** The first row, or undefined. `Row` is what the caller's SELECT returns; decode anything that is not a column. */
   readonly get: <Row>(sql: string, params?: ReadonlyArray<Param>) => Effect.Effect<Row | undefined, StoreError>
   readonly all: <Row>(sql: string, params?: ReadonlyArray<Param>) => Effect.Effect<ReadonlyArray<Row>, StoreError>
+  /**
+   * `get` under the lock, but the row is kept while the database is unchanged: no statement that writes has run
+   * on this connection and `PRAGMA data_version` is the same (no other connection, in this process or another,
+   * committed). A hit takes no lock and runs only that pragma. For the reads of every call (connector,
+   * connection, credential); the caller must not change the row.
+   */
+  readonly cachedGet: <Row>(sql: string, params?: ReadonlyArray<Param>) => Effect.Effect<Row | undefined, StoreError>
   /** Several statements without parameters (migrations). */
   readonly exec: (sql: string) => Effect.Effect<void, StoreError>
   /** A pragma's single value. */
@@ -112,6 +122,9 @@ const createPrivate = (filename: string) =>
 export const open = Effect.fn("SqliteDatabase.open")(function* (options: Options) {
   const { filename } = options
   if (!isMemory(filename)) yield* createPrivate(filename)
+  const lock = yield* Semaphore.make(1)
+  const locked = <A, E, R>(effect: Effect.Effect<A, E, R>) => lock.withPermits(1)(effect)
+
   const conn = yield* Effect.acquireRelease(
     Effect.try({
       try: () => new BetterSqlite3(filename, { timeout: BUSY_TIMEOUT_MS }),
@@ -136,14 +149,75 @@ export const open = Effect.fn("SqliteDatabase.open")(function* (options: Options
       catch: (cause) => storeError(`sqlite statement "${sql.replace(/\s+/g, " ").trim().slice(0, 100)}"`)(cause)
     })
 
+  // Statements that may write (or change the connection) run since the cached rows were read: any count but the
+  // one they were read at empties the cache. Reads that write (`… RETURNING`) count too.
+  let writes = 0
+  const reading = (sql: string): BetterSqlite3.Statement => {
+    const statement = prepare(sql)
+    if (!statement.readonly) writes++
+    return statement
+  }
   const run = (sql: string, params: ReadonlyArray<Param> = []) =>
-    call(sql, (): RunResult => ({ changes: prepare(sql).run(...params).changes }))
+    call(sql, (): RunResult => {
+      writes++
+      return { changes: prepare(sql).run(...params).changes }
+    })
   const get = <Row>(sql: string, params: ReadonlyArray<Param> = []) =>
-    call(sql, () => prepare(sql).get(...params) as Row | undefined)
+    call(sql, () => reading(sql).get(...params) as Row | undefined)
   const all = <Row>(sql: string, params: ReadonlyArray<Param> = []) =>
-    call(sql, () => prepare(sql).all(...params) as ReadonlyArray<Row>)
-  const exec = (sql: string) => call(sql, () => void conn.exec(sql))
-  const pragma = (source: string) => call(`PRAGMA ${source}`, () => conn.pragma(source, { simple: true }))
+    call(sql, () => reading(sql).all(...params) as ReadonlyArray<Row>)
+  const exec = (sql: string) =>
+    call(sql, () => {
+      writes++
+      conn.exec(sql)
+    })
+  const pragma = (source: string) =>
+    call(`PRAGMA ${source}`, () => {
+      writes++
+      return conn.pragma(source, { simple: true })
+    })
+
+  // The rows of `cachedGet`, valid for one (data_version, writes) stamp; a new stamp empties them.
+  const dataVersion = conn.prepare("PRAGMA data_version").pluck()
+  const cachedRows = new Map<string, unknown>()
+  let stampVersion: unknown
+  let stampWrites = -1
+  /** Whether the cached rows still hold; when not, they are dropped and the stamp is now. */
+  const unchanged = (): boolean => {
+    const version = dataVersion.get()
+    if (version === stampVersion && writes === stampWrites) return true
+    cachedRows.clear()
+    stampVersion = version
+    stampWrites = writes
+    return false
+  }
+  const cacheKey = (sql: string, params: ReadonlyArray<Param>): string => {
+    let key = sql
+    for (const p of params) {
+      const text = String(p)
+      key += `\0${typeof p}${text.length}:${text}`
+    }
+    return key
+  }
+  const cachedGet = <Row>(sql: string, params: ReadonlyArray<Param> = []) =>
+    Effect.suspend(() => {
+      const key = cacheKey(sql, params)
+      const hit = call(sql, () => (unchanged() ? cachedRows.get(key) : undefined))
+      return Effect.flatMap(hit, (row) =>
+        row !== undefined || cachedRows.has(key)
+          ? Effect.succeed(row as Row | undefined)
+          : locked(
+              call(sql, () => {
+                // The stamp is taken before the read: a commit in between only makes the next check miss.
+                unchanged()
+                const read = reading(sql).get(...params) as Row | undefined
+                if (cachedRows.size >= CACHED_ROWS) cachedRows.clear()
+                cachedRows.set(key, read)
+                return read
+              })
+            )
+      )
+    })
 
   yield* pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
   yield* pragma("foreign_keys = ON")
@@ -160,9 +234,6 @@ export const open = Effect.fn("SqliteDatabase.open")(function* (options: Options
       })
     }
   }
-
-  const lock = yield* Semaphore.make(1)
-  const locked = <A, E, R>(effect: Effect.Effect<A, E, R>) => lock.withPermits(1)(effect)
 
   // Transaction control as prepared statements (kept by `prepare`), not re-parsed by exec on every write.
   const rollback = Effect.suspend(() => (conn.inTransaction ? run("ROLLBACK") : Effect.void))
@@ -189,7 +260,7 @@ export const open = Effect.fn("SqliteDatabase.open")(function* (options: Options
     )
   }
 
-  return { filename, run, get, all, exec, pragma, locked, transaction } satisfies Database
+  return { filename, run, get, all, cachedGet, exec, pragma, locked, transaction } satisfies Database
 })
 
 /** The open database as a service, for the store layers and key rotation. */

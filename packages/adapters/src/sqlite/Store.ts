@@ -137,6 +137,12 @@ export const queries = {
 // ---------------------------------------------------------------------------------------------------------------
 // Opening
 
+// Migration 6 seals the audit heads written before it (see `Common.sealUnsealedHeads`).
+const unsealedHeadsSql = {
+  select: "SELECT org, seq, hash FROM audit_heads WHERE sealed IS NULL",
+  update: "UPDATE audit_heads SET key_id = ?, sealed = ? WHERE org = ?"
+}
+
 /**
  * Proves the key, then migrates, in one transaction: a newer schema or a wrong key rolls back having written
  * nothing; a new database gets its schema and its check value together.
@@ -151,6 +157,7 @@ export const initialize = Effect.fn("SqliteStore.initialize")(function* (db: Dat
       const check = version >= 1 ? yield* readCheck(db) : undefined
       if (check !== undefined) yield* verifyCheckValue(sealer, { keyId: check.key_id, bytes: check.sealed })
       const migrated = yield* Migrations.migrate(db)
+      if (migrated.from < 6) yield* Common.sealUnsealedHeads(db, unsealedHeadsSql, sealer)
       if (check === undefined) {
         const value = yield* makeCheckValue(sealer)
         yield* db.run("INSERT INTO meta (key, key_id, sealed) VALUES (?, ?, ?)", [
@@ -243,12 +250,12 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
     // Single reads run on every call through a connection: plain Effect chains, untraced.
     get: (org: string, id: string) =>
       Effect.flatMap(
-        db.locked(db.get<RecordRow>("SELECT id, record FROM connectors WHERE org = ? AND id = ?", [org, id])),
+        db.cachedGet<RecordRow>("SELECT id, record FROM connectors WHERE org = ? AND id = ?", [org, id]),
         readConnector
       ),
 
     getByName: Effect.fnUntraced(function* (org: string, name: string) {
-      const row = yield* db.locked(db.get<RecordRow>(queries.connectorByName, [org, name]))
+      const row = yield* db.cachedGet<RecordRow>(queries.connectorByName, [org, name])
       return yield* readConnector(row)
     }),
 
@@ -378,12 +385,10 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
 
     get: Effect.fnUntraced(
       function* (key: CredentialVault.Key) {
-        const row = yield* db.locked(
-          db.get<CredentialRow>(queries.credentialByKey, [
-            ...credentialKeyParams(key.connectorId, key.scope, key.owner),
-            key.name
-          ])
-        )
+        const row = yield* db.cachedGet<CredentialRow>(queries.credentialByKey, [
+          ...credentialKeyParams(key.connectorId, key.scope, key.owner),
+          key.name
+        ])
         return row === undefined ? Option.none() : Option.some(yield* readCredential(row))
       },
       (effect, key) => doing(`reading credential ${key.name} of connector ${key.connectorId}`)(effect)
@@ -453,22 +458,20 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
 
     get: (org: string, id: string) =>
       Effect.flatMap(
-        db.locked(db.get<RecordRow>("SELECT id, record FROM connections WHERE org = ? AND id = ?", [org, id])),
+        db.cachedGet<RecordRow>("SELECT id, record FROM connections WHERE org = ? AND id = ?", [org, id]),
         readConnection
       ),
 
     getByName: Effect.fnUntraced(function* (org: string, name: string) {
-      const row = yield* db.locked(db.get<RecordRow>(queries.connectionByName, [org, name]))
+      const row = yield* db.cachedGet<RecordRow>(queries.connectionByName, [org, name])
       return yield* readConnection(row)
     }),
 
     secrets: Effect.fnUntraced(
       function* (org: string, id: string) {
-        const row = yield* db.locked(
-          db.get<SealedColumns & { id: string }>(
-            "SELECT id, key_id, sealed FROM connections WHERE org = ? AND id = ?",
-            [org, id]
-          )
+        const row = yield* db.cachedGet<SealedColumns & { id: string }>(
+          "SELECT id, key_id, sealed FROM connections WHERE org = ? AND id = ?",
+          [org, id]
         )
         if (row === undefined) return Connection.noSecrets
         const secrets = yield* openJson(sealer, ConnectionSecrets, row, connectionContext(row.id))
@@ -530,11 +533,17 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
   const writeAudit = (batch: ReadonlyArray<Queued>) =>
     Effect.gen(function* () {
       const heads = new Map<string, AuditChain.Head | undefined>()
+      const stored = new Map<string, Common.HeadRow | undefined>()
       for (const entry of batch) {
         const { org } = entry.record
-        const head = heads.has(org)
-          ? heads.get(org)
-          : yield* db.get<AuditChain.Head>("SELECT seq, hash FROM audit_heads WHERE org = ?", [org])
+        if (!heads.has(org)) {
+          const row = yield* db.get<Common.HeadRow>("SELECT seq, hash, key_id, sealed FROM audit_heads WHERE org = ?", [
+            org
+          ])
+          stored.set(org, row)
+          heads.set(org, row === undefined ? undefined : { seq: row.seq, hash: row.hash })
+        }
+        const head = heads.get(org)
         const link = Common.nextLink(head, entry)
         yield* db.run(
           `INSERT INTO audit (${Common.AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -542,12 +551,16 @@ export const makeWith = Effect.fn("SqliteStore.make")(function* (db: Database, s
         )
         heads.set(org, { seq: link.seq, hash: link.hash })
       }
+      // Each head is re-sealed once per batch (see `AuditChain`), under the database's current key.
       for (const [org, head] of heads) {
         if (head === undefined) continue
-        yield* db.run(
-          "INSERT INTO audit_heads (org, seq, hash) VALUES (?, ?, ?) ON CONFLICT (org) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-          [org, head.seq, head.hash]
-        )
+        const sealed = yield* Common.sealNextHead(readCheck(db), sealer, org, stored.get(org), head)
+        yield* sealed === undefined
+          ? db.run("UPDATE audit_heads SET seq = ?, hash = ? WHERE org = ?", [head.seq, head.hash, org])
+          : db.run(
+              "INSERT INTO audit_heads (org, seq, hash, key_id, sealed) VALUES (?, ?, ?, ?, ?) ON CONFLICT (org) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, key_id = excluded.key_id, sealed = excluded.sealed",
+              Common.headParams(org, head, sealed)
+            )
       }
     })
 
@@ -664,7 +677,9 @@ const rotationSql: Common.RotationSql = {
   page: (table) => `SELECT id, key_id, sealed FROM ${table} WHERE id > ? ORDER BY id LIMIT ?`,
   update: (table) => `UPDATE ${table} SET key_id = ?, sealed = ? WHERE id = ?`,
   meta: "SELECT key_id, sealed FROM meta WHERE key = ?",
-  updateMeta: "UPDATE meta SET key_id = ?, sealed = ? WHERE key = ?"
+  updateMeta: "UPDATE meta SET key_id = ?, sealed = ? WHERE key = ?",
+  heads: "SELECT org, key_id, sealed FROM audit_heads WHERE org > ? AND sealed IS NOT NULL ORDER BY org LIMIT ?",
+  updateHead: "UPDATE audit_heads SET key_id = ?, sealed = ? WHERE org = ?"
 }
 
 /**
