@@ -649,6 +649,42 @@ export class ExplainGroup extends HttpApiGroup.make("explain")
   )
   .annotate(OpenApi.Description, "A dry run of what a call would send; never sends anything, never shows secrets") {}
 
+/** The media type of the event stream (`GET /v1/events`): Server-Sent Events. */
+export const eventStream = "text/event-stream"
+
+/** The data of a `tools_changed` event: the MCP connection whose server announced a new tool list. */
+export const ToolsChanged = Schema.Struct({ connection: Schema.String }).annotate({ identifier: "ToolsChanged" })
+export type ToolsChanged = typeof ToolsChanged.Type
+
+/** The event name of an upstream MCP server's `notifications/tools/list_changed` on the event stream. */
+export const toolsChangedEvent = "tools_changed"
+
+/** One event of the stream as sent: `event: tools_changed` with its data as JSON. */
+export const DaemonEvent = Schema.Struct({
+  event: Schema.Literal(toolsChangedEvent),
+  data: Schema.fromJsonString(ToolsChanged)
+})
+
+/**
+ * Events of the daemon, as Server-Sent Events for as long as the client stays: `tools_changed` when an upstream MCP
+ * server announces a new tool list (so `switchboard mcp --via daemon` can pass it on), only for connections the
+ * caller may read; a `: keep-alive` comment now and then. The handler answers with the raw stream (comments are not
+ * events), the schema here describes its events.
+ */
+export class EventsGroup extends HttpApiGroup.make("events")
+  .add(
+    HttpApiEndpoint.get("stream", "/v1/events", {
+      success: HttpApiSchema.StreamSse({ contentType: eventStream, events: DaemonEvent })
+    })
+      .annotate(OpenApi.Summary, "Stream the daemon's events (Server-Sent Events)")
+      .annotate(
+        OpenApi.Description,
+        `\`event: ${toolsChangedEvent}\` with \`data: {"connection": id}\` when an upstream MCP server announces a new ` +
+          "tool list (connections the caller may read only); `: keep-alive` comments in between."
+      )
+  )
+  .annotate(OpenApi.Description, "Events of the daemon, streamed") {}
+
 /** `/healthz` (the client calls it as `client.health()`); `/openapi.json` is served by the daemon. */
 export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true }).add(
   HttpApiEndpoint.get("health", "/healthz", { success: Health }).annotate(OpenApi.Summary, "Liveness")
@@ -666,6 +702,7 @@ export class Api extends HttpApi.make("switchboard")
     OAuthGroup,
     AuditGroup,
     ExplainGroup,
+    EventsGroup,
     SystemGroup
   )
   .middleware(Caller)

@@ -10,7 +10,7 @@
  *   through the daemon. Calls that hand secrets back (`resolveCall`) or only the daemon itself makes (`audit`,
  *   `setConnectionStatus`) are not offered over the socket.
  * - `layerRemoteCalls`: the `Proxy` and `Tools` services through the daemon's proxy route and tool endpoints; bodies,
- *   progress and cancellation stream over the socket.
+ *   progress and cancellation stream over the socket, and upstreams' tool-list changes come from `GET /v1/events`.
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Api from "@switchboard/core/Api"
@@ -29,8 +29,11 @@ import * as Effect from "effect/Effect"
 import { HttpClient, HttpClientError, HttpClientRequest, type HttpClientResponse, type HttpMethod } from "effect/http"
 import { HttpApiClient } from "effect/http-api"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Sse from "effect/encoding/Sse"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
 import { DaemonError } from "./DaemonError.ts"
@@ -443,10 +446,69 @@ export const makeRemoteProxy = (target: Target, options: ClientOptions = {}) =>
 
 const decodeEvent = Schema.decodeUnknownEffect(Schema.fromJsonString(Api.ToolCallEvent))
 
+const decodeToolsChanged = Schema.decodeUnknownOption(Schema.fromJsonString(Api.ToolsChanged))
+
+/**
+ * How long to wait before subscribing to the daemon's events again after the stream dropped (or could not be
+ * opened): 250 ms doubling, at most 30 s apart, jittered; back to the start once a stream is open again.
+ */
+export const eventsRetrySchedule = Schedule.min([
+  Schedule.exponential("250 millis"),
+  Schedule.spaced("30 seconds")
+]).pipe(Schedule.jittered)
+
+/**
+ * The daemon's `tools_changed` events (`GET /v1/events`), as connection ids, for as long as it is consumed: when the
+ * stream drops or the daemon is gone, it subscribes again after `eventsRetrySchedule` (never in a busy loop), and a
+ * daemon that answers with an error (a revoked API key) is retried the same way. Changes while it was away are
+ * lost, as they would be embedded across a lost upstream session.
+ */
+export const remoteToolsChanged = (
+  target: Target,
+  http: HttpClient.HttpClient,
+  schedule: Schedule.Schedule<unknown, unknown> = eventsRetrySchedule
+): Stream.Stream<string> => {
+  const failWith = toServiceError(target)
+  const url = `${baseUrlOf(target)}/v1/events`
+  // `undefined` marks an open stream: it passes `retry`, which then starts its schedule over.
+  const once: Stream.Stream<string | undefined, Errors.SwitchboardError> = Stream.unwrap(
+    Effect.gen(function* () {
+      const response = yield* http
+        .execute(HttpClientRequest.get(url, { accept: Api.eventStream }))
+        .pipe(Effect.mapError(failWith))
+      if (response.status !== 200 || !(response.headers["content-type"] ?? "").startsWith(Api.eventStream)) {
+        return yield* daemonError(target, response)
+      }
+      const events = response.stream.pipe(
+        Stream.decodeText(),
+        Stream.pipeThroughChannel(Sse.decode()),
+        Stream.mapError(brokenOff("its events")),
+        // Other events (and data this client cannot read) are for newer clients: skipped.
+        Stream.filter((event) => event.event === Api.toolsChangedEvent),
+        Stream.map((event) => decodeToolsChanged(event.data)),
+        Stream.filter(Option.isSome),
+        Stream.map((data) => data.value.connection)
+      )
+      return Stream.concat(Stream.succeed<string | undefined>(undefined), events)
+    })
+  ).pipe(
+    // The daemon ending the stream (it stopped) is a drop like any other.
+    Stream.concat(Stream.fail(brokenOff("its events")())),
+    Stream.tapError((error) =>
+      Effect.logDebug(`the daemon's event stream ${describeTarget(target)} dropped; subscribing again`, error.message)
+    )
+  )
+  return once.pipe(
+    Stream.retry(schedule),
+    Stream.filter((id): id is string => id !== undefined),
+    Stream.catch(() => Stream.empty)
+  )
+}
+
 /**
  * `Tools` through the daemon. A call streams (NDJSON): progress reaches `onProgress` as it happens, and
- * interrupting the call closes the request, which makes the daemon cancel it upstream. `toolsChanged` is not
- * offered over the socket (it never emits here).
+ * interrupting the call closes the request, which makes the daemon cancel it upstream. `toolsChanged` subscribes to
+ * the daemon's event stream (`remoteToolsChanged`), so an upstream's list_changed reaches the MCP server here too.
  */
 export const makeRemoteTools = (target: Target, options: ClientOptions = {}) =>
   Effect.gen(function* () {
@@ -523,7 +585,7 @@ export const makeRemoteTools = (target: Target, options: ClientOptions = {}) =>
       })
     })
 
-    return Tools.Tools.of({ listTools, callTool, toolsChanged: Stream.empty })
+    return Tools.Tools.of({ listTools, callTool, toolsChanged: remoteToolsChanged(target, http) })
   })
 
 /** `Explainer` through the daemon's explain route: the dry run uses the daemon's breaker state and DNS. */

@@ -28,6 +28,7 @@ import * as Stream from "effect/Stream"
 import * as Testing from "@switchboard/core/Testing"
 import * as Schema from "effect/Schema"
 import * as ApiKeys from "./ApiKeys.ts"
+import { EventsLive } from "./Events.ts"
 import * as Web from "./web/Web.ts"
 
 /** Run a service call for a handler: typed errors → API errors, defects → 500 `internal_error`. */
@@ -467,5 +468,6 @@ export const layer = Layer.mergeAll(
   OAuthLive,
   AuditLive,
   ExplainLive,
+  EventsLive,
   SystemLive
 )
