@@ -264,23 +264,26 @@ describe("Tools service", () => {
     }).pipe(Effect.provide(env.layer))
   })
 
-  it.effect("calls go through the connection's circuit breaker: 5 upstream failures open it, then nothing is sent", () => {
-    let sent = 0
-    const env = make(() =>
-      Effect.suspend(() => {
-        sent++
-        return Effect.fail(new UpstreamError({ reason: "upstream_unreachable", message: "connection refused" }))
-      })
-    )
-    return Effect.gen(function* () {
-      const tools = yield* Tools.Tools
-      for (let i = 0; i < 5; i++) yield* Effect.flip(tools.callTool("Docs", "search"))
-      const error = yield* Effect.flip(tools.callTool("Docs", "search"))
-      assert.strictEqual(error.code, "circuit_open")
-      assert.strictEqual(sent, 5)
-      assert.strictEqual(env.audit[5]?.error_code, "circuit_open")
-    }).pipe(Effect.provide(env.layer))
-  })
+  it.effect(
+    "calls go through the connection's circuit breaker: 5 upstream failures open it, then nothing is sent",
+    () => {
+      let sent = 0
+      const env = make(() =>
+        Effect.suspend(() => {
+          sent++
+          return Effect.fail(new UpstreamError({ reason: "upstream_unreachable", message: "connection refused" }))
+        })
+      )
+      return Effect.gen(function* () {
+        const tools = yield* Tools.Tools
+        for (let i = 0; i < 5; i++) yield* Effect.flip(tools.callTool("Docs", "search"))
+        const error = yield* Effect.flip(tools.callTool("Docs", "search"))
+        assert.strictEqual(error.code, "circuit_open")
+        assert.strictEqual(sent, 5)
+        assert.strictEqual(env.audit[5]?.error_code, "circuit_open")
+      }).pipe(Effect.provide(env.layer))
+    }
+  )
 
   it.effect("arguments refused before sending do not count against the upstream's health", () => {
     let calls = 0
