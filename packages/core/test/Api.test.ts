@@ -45,6 +45,7 @@ describe("routes", () => {
         "GET /v1/connections/{id}/explain",
         "GET /v1/connections/{id}/tools/pins",
         "POST /v1/connections/{id}/tools/approve",
+        "GET /v1/events",
         "GET /healthz"
       ]
     )
