@@ -44,7 +44,12 @@ await seed.runPromise(
   Effect.gen(function* () {
     const sb = yield* Switchboard.Switchboard
     yield* sb.createConnector({ name: "up", display_name: "Up", kind: "mcp", proxy_url: url, auth_patterns: [] })
-    yield* sb.createConnection("up", { name: "up", allow_private_network: true })
+    // The default rate limit (10 per second, bursts of 20) would refuse the load; the upstream is ours.
+    yield* sb.createConnection("up", {
+      name: "up",
+      allow_private_network: true,
+      rate_limit: { requests_per_second: 10_000, burst: 10_000 }
+    })
   }).pipe(Effect.provideService(Principal.CurrentPrincipal, Layers.localPrincipal()))
 )
 await seed.dispose()
