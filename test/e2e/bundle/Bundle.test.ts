@@ -17,7 +17,7 @@ import { afterAll } from "vitest"
 import { killAll, repoRoot, sandbox } from "../daemon/harness.ts"
 import { received, recordingServer } from "../proxy/support.ts"
 
-const bin = Path.join(repoRoot, "packages", "daemon", "src", "bin.ts")
+const bin = Path.join(repoRoot, "packages", "daemon", "bin", "switchboard.js")
 
 const CANARY_ORG = "sk-CANARY-bundle-e2e-org-V8tq"
 const CANARY_INLINE = "sk-CANARY-bundle-e2e-inline-P2mw"

@@ -15,7 +15,7 @@ import { eventually, killAll, repoRoot, request, sandbox } from "../daemon/harne
 import { received, recordingServer } from "../proxy/support.ts"
 
 const CANARY = "sb-canary-cli-e2e-Rb7Kc2Mz"
-const bin = Path.join(repoRoot, "packages", "daemon", "src", "bin.ts")
+const bin = Path.join(repoRoot, "packages", "daemon", "bin", "switchboard.js")
 
 const box = sandbox()
 const outputs: Array<string> = []

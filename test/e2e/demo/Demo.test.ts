@@ -8,7 +8,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 
-const bin = Path.join(import.meta.dirname, "..", "..", "..", "packages", "daemon", "src", "bin.ts")
+const bin = Path.join(import.meta.dirname, "..", "..", "..", "packages", "daemon", "bin", "switchboard.js")
 
 describe("switchboard demo", () => {
   it("runs the whole loop on loopback and leaves nothing behind", () => {

@@ -240,7 +240,7 @@ describe("leak canaries through the daemon process", () => {
 
     // The CLI through the daemon.
     const cli = (args: ReadonlyArray<string>) => {
-      const out = spawnSync(process.execPath, [Path.join(repoRoot, "packages/daemon/src/bin.ts"), ...args], {
+      const out = spawnSync(process.execPath, [Path.join(repoRoot, "packages/daemon/bin/switchboard.js"), ...args], {
         env: box.env,
         encoding: "utf8",
         timeout: 20_000

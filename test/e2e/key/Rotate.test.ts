@@ -14,7 +14,7 @@ import * as Path from "node:path"
 import { afterAll } from "vitest"
 import { killAll, repoRoot, request, sandbox, startDaemon } from "../daemon/harness.ts"
 
-const binEntry = Path.join(repoRoot, "packages", "daemon", "src", "bin.ts")
+const binEntry = Path.join(repoRoot, "packages", "daemon", "bin", "switchboard.js")
 const CANARY = "sk-CANARY-e2e-rotate-4c1d"
 
 const box = sandbox()

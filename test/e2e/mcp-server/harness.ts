@@ -1,6 +1,6 @@
 /**
  * Running the real `switchboard mcp` the way an IDE does: the SDK's `Client` over `StdioClientTransport`
- * spawning `node packages/daemon/src/bin.ts --home <dir> mcp`, with every JSON-RPC message and the child's
+ * spawning `node packages/daemon/bin/switchboard.js --home <dir> mcp`, with every JSON-RPC message and the child's
  * stderr recorded (for the canary scan), and every transport error kept: a line on stdout that is not
  * protocol shows up there. Also a data directory the test fills as the same local user the server runs as,
  * and a REST upstream on loopback that checks the credential it gets.
@@ -27,7 +27,7 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
 export const repoRoot = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..")
-export const binPath = Path.join(repoRoot, "packages", "daemon", "src", "bin.ts")
+export const binPath = Path.join(repoRoot, "packages", "daemon", "bin", "switchboard.js")
 
 /** A data directory, changed from the test through the embedded Switchboard as this machine's local user. */
 export interface DataDir {

@@ -17,7 +17,7 @@ import { eventually, killAll, repoRoot, request, sandbox, type Sandbox, startDae
 import { follow } from "../../support/oauth/Browser.ts"
 import { type OidcServer, startOidc } from "../../support/oauth/OidcServer.ts"
 
-const bin = Path.join(repoRoot, "packages", "daemon", "src", "bin.ts")
+const bin = Path.join(repoRoot, "packages", "daemon", "bin", "switchboard.js")
 
 let oidc: OidcServer
 const boxes: Array<Sandbox> = []

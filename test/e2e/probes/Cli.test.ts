@@ -1,5 +1,5 @@
 /**
- * `switchboard test <connection>` as a user runs it: the real binary (`packages/daemon/src/bin.ts`), through a
+ * `switchboard test <connection>` as a user runs it: the real binary (`packages/daemon/bin/switchboard.js`), through a
  * running daemon (`--via daemon`, the daemon probes and records) and embedded on a data directory's sealed SQLite
  * store (`--via embedded`, the CLI probes itself), against servers on 127.0.0.1. It prints the status, the
  * probe's detail and the credential values masked, as a table or as JSON; it exits 0 for a passing test, 6 when the
@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url"
 import { afterAll } from "vitest"
 import { closedPort, daemon, httpServer, sshServer, tempDir } from "./support.ts"
 
-const bin = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "../../../packages/daemon/src/bin.ts")
+const bin = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "../../../packages/daemon/bin/switchboard.js")
 const root = tempDir()
 afterAll(() => Fs.rmSync(root, { recursive: true, force: true }))
 

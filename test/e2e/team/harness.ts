@@ -19,7 +19,7 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
 export const repoRoot = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..")
-const bin = Path.join(repoRoot, "packages", "daemon", "src", "bin.ts")
+const bin = Path.join(repoRoot, "packages", "daemon", "bin", "switchboard.js")
 
 export interface Home {
   readonly dir: string
