@@ -104,10 +104,14 @@ describe.skipIf(why !== undefined)("the connect page and the dashboard in Chromi
       const status = spawnMain(box, ["status"])
       assert.strictEqual(await status.exited, 0, status.stderr())
       assert.strictEqual(JSON.parse(status.stdout()).dashboard_url, dashboardUrl.href)
-      const cli = spawnSync(process.execPath, [Path.join(repoRoot, "packages/daemon/bin/switchboard.js"), "daemon", "status"], {
-        env: box.env,
-        encoding: "utf8"
-      })
+      const cli = spawnSync(
+        process.execPath,
+        [Path.join(repoRoot, "packages/daemon/bin/switchboard.js"), "daemon", "status"],
+        {
+          env: box.env,
+          encoding: "utf8"
+        }
+      )
       assert.strictEqual(cli.status, 0, cli.stderr)
       assert.include(cli.stdout, `Dashboard: ${dashboardUrl.href}`)
       // Without the secret: refused, in the browser too.
