@@ -1,7 +1,8 @@
 /**
  * Sealed bundles: connectors (every version, so version pins stay valid), credentials (every scope) and
- * connections (with their write-only security and headers) of one organization, carried from one machine to
- * another as one document sealed to the receiving machine's recipient key.
+ * connections (with their write-only security and headers, and their tool-manifest pins at every connector
+ * version) of one organization, carried from one machine to another as one document sealed to the receiving
+ * machine's recipient key.
  *
  * This module holds the pure parts: the schema of the bundle's contents (secrets are `Redacted` from decode),
  * the rules that keep a bundle consistent, the plan of an import (`plan`: what is inserted, replaced, renamed or
@@ -18,6 +19,7 @@ import * as Connector from "./Connector.ts"
 import * as Credential from "./Credential.ts"
 import type { ConnectorNotFound, SealError, StoreError } from "./Errors.ts"
 import * as Ids from "./Ids.ts"
+import * as ToolPins from "./ToolPins.ts"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Errors
@@ -84,11 +86,28 @@ export const CredentialEntry = Schema.Struct({
 })
 export type CredentialEntry = typeof CredentialEntry.Type
 
-/** A connection with its write-only parts. */
+/**
+ * A tool-manifest pin of a connection at one connector version (`ToolPins.Manifest` without its org and ids, which
+ * are the connection's wherever it is imported).
+ */
+export const PinEntry = Schema.Struct({
+  connector_version: Schema.Int,
+  hash: Schema.String,
+  tools: Schema.Array(ToolPins.Definition),
+  pinned_at: Schema.String,
+  pinned_by: Schema.String
+})
+export type PinEntry = typeof PinEntry.Type
+
+/**
+ * A connection with its write-only parts and its tool pins (every connector version it has one for). `pins` is
+ * absent in bundles made before pins were carried: importing one leaves pinning to the first listing.
+ */
 export const ConnectionEntry = Schema.Struct({
   connection: Connection.Connection,
   security: Secrets,
-  headers: Secrets
+  headers: Secrets,
+  pins: Schema.optionalKey(Schema.Array(PinEntry))
 })
 export type ConnectionEntry = typeof ConnectionEntry.Type
 
@@ -104,9 +123,22 @@ interface ContentsShape {
   readonly connections: ReadonlyArray<ConnectionEntry>
 }
 
+/** The pins of a connection in a bundle (none when the bundle carries none). */
+export const pinsOf = (
+  entry: { readonly pins?: ReadonlyArray<PinEntry> | undefined },
+  connection: { readonly org: string; readonly id: string; readonly connector_id: string }
+): ReadonlyArray<ToolPins.Manifest> =>
+  (entry.pins ?? []).map((pin) => ({
+    org: connection.org,
+    connection_id: connection.id,
+    connector_id: connection.connector_id,
+    ...pin
+  }))
+
 /**
  * The rules between parts of a bundle: versions complete and of one connector, names and ids unique, every
- * credential and connection of a connector in the bundle, every pin to a version the bundle carries.
+ * credential and connection of a connector in the bundle, every pin (of a connection to a connector version, and
+ * of a tool manifest, at most one a version) to a version the bundle carries.
  */
 export const contentsIssues = (contents: ContentsShape): Array<Issue> => {
   const issues: Array<Issue> = []
@@ -143,13 +175,22 @@ export const contentsIssues = (contents: ContentsShape): Array<Issue> => {
     credentialKeys.add(key)
   })
   const connectionNames = new Set<string>()
-  contents.connections.forEach(({ connection: c }, i) => {
+  contents.connections.forEach(({ connection: c, pins }, i) => {
     const count = versions.get(c.connector_id)
     if (count === undefined) {
       issues.push({ path: ["connections", i], issue: `connector ${c.connector_id} is not in the bundle` })
     } else if (c.connector_version !== null && (c.connector_version < 1 || c.connector_version > count)) {
       issues.push({ path: ["connections", i], issue: `pinned version ${c.connector_version} is not in the bundle` })
     }
+    const pinned = new Set<number>()
+    pins?.forEach((pin, j) => {
+      const v = pin.connector_version
+      if (count !== undefined && (v < 1 || v > count)) {
+        issues.push({ path: ["connections", i, "pins", j], issue: `tools pinned at version ${v}, not in the bundle` })
+      }
+      if (pinned.has(v)) issues.push({ path: ["connections", i, "pins", j], issue: `version ${v} is pinned twice` })
+      pinned.add(v)
+    })
     if (connectionNames.has(c.name))
       issues.push({ path: ["connections", i], issue: `connection ${c.name} is repeated` })
     connectionNames.add(c.name)
@@ -183,7 +224,8 @@ export const countsOf = (contents: Gathered) => ({
   connectors: contents.connectors.length,
   connector_versions: contents.connectors.reduce((n, c) => n + c.versions.length, 0),
   credentials: contents.credentials.length,
-  connections: contents.connections.length
+  connections: contents.connections.length,
+  tool_pins: contents.connections.reduce((n, c) => n + (c.pins?.length ?? 0), 0)
 })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -243,11 +285,15 @@ export interface Plan {
   }>
   /** `replaces`: the id of the credential row deleted first. */
   readonly credentials: ReadonlyArray<{ readonly credential: Credential.Credential; readonly replaces?: string }>
-  /** `replaces`: the id of the connection row deleted first. */
+  /**
+   * `replaces`: the id of the connection row deleted first. `pins`: its tool pins under its org and ids here, which
+   * replace every pin it has here; absent when the bundle carries none (an older bundle): pins here are kept.
+   */
   readonly connections: ReadonlyArray<{
     readonly connection: Connection.Connection
     readonly secrets: Connection.Secrets
     readonly replaces?: string
+    readonly pins?: ReadonlyArray<ToolPins.Manifest>
   }>
   readonly report: ReadonlyArray<Outcome>
 }
@@ -430,8 +476,7 @@ export const plan = Effect.fn("Bundle.plan")(function* (
   const connectionsHere = existing.connections.filter((c) => c.org === target.org)
   const connectionIds = new Set(existing.connections.map((c) => c.id))
   const connectionNames = new Set(connectionsHere.map((c) => c.name))
-  const connectionsOut: Array<{ connection: Connection.Connection; secrets: Connection.Secrets; replaces?: string }> =
-    []
+  const connectionsOut: Array<Plan["connections"][number]> = []
   for (const entry of contents.connections) {
     const c = entry.connection
     const connectorId = connectorIdMap.get(c.connector_id)
@@ -505,7 +550,8 @@ export const plan = Effect.fn("Bundle.plan")(function* (
     connectionsOut.push({
       connection,
       secrets: { security: entry.security, headers: entry.headers },
-      ...(replaces === undefined ? {} : { replaces })
+      ...(replaces === undefined ? {} : { replaces }),
+      ...(entry.pins === undefined ? {} : { pins: pinsOf(entry, connection) })
     })
   }
 

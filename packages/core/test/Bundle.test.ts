@@ -1,7 +1,7 @@
 /**
  * The pure parts of sealed bundles: the contents' consistency rules, the JSON codec (plaintext only on the way to
  * being sealed, `Redacted` once decoded), and import planning: owners given to the importing principal, ids kept
- * unless taken anywhere, free names, and the conflict modes.
+ * unless taken anywhere, free names, and the conflict modes; tool pins follow their connection's ids.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Bundle from "@switchboard/core/Bundle"
@@ -88,6 +88,14 @@ const contents: Bundle.Contents = {
   connections: [{ connection: connection(), security: secret("sk-inline"), headers: {} }]
 }
 
+const toolPin: Bundle.PinEntry = {
+  connector_version: 1,
+  hash: "a".repeat(64),
+  tools: [{ name: "echo", description: "Echo", inputSchema: { type: "object" } }],
+  pinned_at: "2026-01-01T00:00:00.000Z",
+  pinned_by: "trust-on-first-use"
+}
+
 const nothing: Bundle.Existing = { connectors: [], credentials: [], connections: [] }
 const bob: Bundle.Target = { org: "work", workspace: "main", user: "bob" }
 
@@ -123,6 +131,25 @@ describe("Bundle.Contents", () => {
     const empty = { ...json, connectors: [{ versions: [] }], credentials: [], connections: [] }
     for (const bad of [gap, pin, orphan, empty]) assert.isTrue(Exit.isFailure(decode(bad)))
   })
+
+  it("carries tool pins optionally: at most one a connector version, and only of versions in the bundle", () => {
+    const decode = (c: unknown) => Schema.decodeUnknownExit(Bundle.ContentsJson)(c)
+    const json = Schema.encodeSync(Bundle.ContentsJson)(contents) as Record<string, unknown>
+    const withPins = (...versions: Array<number>) => ({
+      ...json,
+      connections: [
+        {
+          connection: connection(),
+          security: {},
+          headers: {},
+          pins: versions.map((v) => ({ ...toolPin, connector_version: v }))
+        }
+      ]
+    })
+    assert.isTrue(Exit.isSuccess(decode(withPins(1, 2))))
+    assert.isTrue(Exit.isSuccess(decode(withPins())))
+    for (const bad of [withPins(3), withPins(0), withPins(1, 1)]) assert.isTrue(Exit.isFailure(decode(bad)))
+  })
 })
 
 describe("Bundle.plan", () => {
@@ -148,6 +175,30 @@ describe("Bundle.plan", () => {
           [CTR, 2]
         ]
       )
+    })
+  )
+
+  it.effect("tool pins take their connection's org and ids here; a bundle without pins plans none", () =>
+    Effect.gen(function* () {
+      const pinned = {
+        ...contents,
+        connections: contents.connections.map((c) => ({ ...c, pins: [toolPin, { ...toolPin, connector_version: 2 }] }))
+      }
+      const taken: Bundle.Existing = {
+        connectors: [{ id: CTR, org: "other", name: "acme", version: 1 }],
+        credentials: [],
+        connections: [{ id: CONN, org: "other", name: "prod", connector_id: CTR, connector_version: 1 }]
+      }
+      const plan = yield* Bundle.plan(pinned, taken, bob, "rename")
+      const c = plan.connections[0]?.connection as Connection.Connection
+      assert.notStrictEqual(c.id, CONN)
+      assert.notStrictEqual(c.connector_id, CTR)
+      assert.deepStrictEqual(plan.connections[0]?.pins, [
+        { ...toolPin, org: "work", connection_id: c.id, connector_id: c.connector_id },
+        { ...toolPin, connector_version: 2, org: "work", connection_id: c.id, connector_id: c.connector_id }
+      ])
+      const older = yield* Bundle.plan(contents, nothing, bob, "fail")
+      assert.isUndefined(older.connections[0]?.pins)
     })
   )
 

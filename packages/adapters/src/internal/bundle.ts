@@ -1,7 +1,7 @@
 /**
  * What the SQL bundle stores (`sqlite/BundleStore.ts`, `postgres/BundleStore.ts`) share: gathering an export
  * from the rows each reads, what exists for `Bundle.plan` to check against, writing a plan's records with their
- * values sealed, and the sealed recipient secret. Each database brings its own SQL (placeholders, org columns,
+ * values sealed (and the connections' tool pins, `tool_pins` rows), and the sealed recipient secret. Each database brings its own SQL (placeholders, org columns,
  * locks) and runs these inside its own transaction; none of this knows which one it runs on.
  */
 import type * as Bundle from "@switchboard/core/Bundle"
@@ -10,7 +10,9 @@ import * as Connector from "@switchboard/core/Connector"
 import type * as Credential from "@switchboard/core/Credential"
 import { ConnectorNotFound, type SealError, type StoreError } from "@switchboard/core/Errors"
 import type { SealContext, Sealed } from "@switchboard/core/Sealer"
+import type * as ToolPins from "@switchboard/core/ToolPins"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import {
@@ -33,6 +35,7 @@ import {
   sealJson
 } from "./rows.ts"
 import type { Executor, Param } from "./store.ts"
+import * as PinRows from "./toolPins.ts"
 
 /** The `meta` key of the recipient secret (in `store.sealedMetaKeys`, so key rotation re-seals it). */
 export const RECIPIENT_KEY = "bundle_recipient"
@@ -57,7 +60,18 @@ export interface GatherReads {
   readonly credentials: (connectorId: string) => Effect.Effect<ReadonlyArray<CredentialRow>, StoreError>
   /** The org's connections of a connector, by id, with their sealed secrets. */
   readonly connections: (connectorId: string) => Effect.Effect<ReadonlyArray<RecordRow & SealedColumns>, StoreError>
+  /** The org's tool pins of a connection (`tool_pins` rows), by connector version. */
+  readonly pins: (connectionId: string) => Effect.Effect<ReadonlyArray<PinRows.Row>, StoreError>
 }
+
+/** A stored pin as a bundle carries it (without its org and ids: the connection's). */
+const pinEntryOf = (pin: ToolPins.Manifest): Bundle.PinEntry => ({
+  connector_version: pin.connector_version,
+  hash: pin.hash,
+  tools: pin.tools,
+  pinned_at: pin.pinned_at,
+  pinned_by: pin.pinned_by
+})
 
 /** What an export holds: the connectors asked for (every one when none is named), their credentials and connections. */
 export const gather = (sealer: SealerService, reads: GatherReads, query: Bundle.ExportQuery) =>
@@ -85,7 +99,17 @@ export const gather = (sealer: SealerService, reads: GatherReads, query: Bundle.
       for (const c of yield* reads.connections(row.id)) {
         const connection = yield* connectionRecord.read(c.id, c.record)
         const secrets = yield* openJson(sealer, ConnectionSecrets, c, connectionContext(c.id))
-        connections.push({ connection, security: conceal(secrets.security), headers: conceal(secrets.headers) })
+        const pins: Array<Bundle.PinEntry> = []
+        for (const row of yield* reads.pins(c.id)) {
+          const pin = yield* PinRows.read(row)
+          if (Option.isSome(pin)) pins.push(pinEntryOf(pin.value))
+        }
+        connections.push({
+          connection,
+          security: conceal(secrets.security),
+          headers: conceal(secrets.headers),
+          pins
+        })
       }
     }
     return { connectors, credentials, connections } satisfies Bundle.Gathered
@@ -146,6 +170,10 @@ export interface RestoreWrites {
   readonly deleteConnection: (id: string) => Effect.Effect<unknown, StoreError>
   /** Inserts the values of `rows.CONNECTION_COLUMNS`. */
   readonly insertConnection: (params: ReadonlyArray<Param>) => Effect.Effect<unknown, StoreError>
+  /** Deletes every tool pin of a connection of the target org. */
+  readonly deletePins: (connectionId: string) => Effect.Effect<unknown, StoreError>
+  /** Inserts a tool pin (`tool_pins` row) with its `record`. */
+  readonly insertPin: (pin: ToolPins.Manifest, record: string) => Effect.Effect<unknown, StoreError>
 }
 
 /** Writes what a plan imports (replaced rows first deleted or updated); answers its report. */
@@ -165,11 +193,16 @@ export const apply = (sealer: SealerService, plan: Bundle.Plan, writes: RestoreW
       const sealed = yield* sealJson(sealer, reveal(credential.values), credentialContext(credential.id))
       yield* writes.insertCredential(credentialParams(credential, credential.id, sealed))
     }
-    for (const { connection, secrets, replaces } of plan.connections) {
+    for (const { connection, secrets, replaces, pins } of plan.connections) {
       if (replaces !== undefined) yield* writes.deleteConnection(replaces)
       const record = yield* connectionRecord.write(connection.id, connection)
       const sealed = yield* sealConnectionSecrets(sealer, connection.id, secrets)
       yield* writes.insertConnection(connectionParams(connection, record, sealed))
+      // The bundle's pins are the connection's: any left here (a replaced connection's) go first.
+      if (pins !== undefined) {
+        yield* writes.deletePins(connection.id)
+        for (const pin of pins) yield* writes.insertPin(pin, yield* PinRows.write(pin))
+      }
     }
     return plan.report
   })

@@ -264,6 +264,8 @@ export const make = Effect.sync(() => {
   })
 
   // Bundles: a plan is made and checked whole before anything changes, so a failed import changes nothing.
+  // They carry the connections' tool pins, kept in the map the `ToolPins` store below reads.
+  const pins: MemoryToolPins.PinMap = new Map()
   let recipient: Redacted.Redacted<Uint8Array> | undefined
   const bundles = Bundle.BundleStore.of({
     gather: (org, query) =>
@@ -293,7 +295,13 @@ export const make = Effect.sync(() => {
             undefined
           )
             .filter(({ row }) => ids.has(row.connection.connector_id))
-            .map(({ row }) => ({ connection: row.connection, ...row.secrets }))
+            .map(({ row }) => ({
+              connection: row.connection,
+              ...row.secrets,
+              pins: [...(pins.get(MemoryToolPins.keyOf(org, row.connection.id))?.values() ?? [])]
+                .sort((a, b) => a.connector_version - b.connector_version)
+                .map(({ org: _org, connection_id: _id, connector_id: _connector, ...pin }) => pin)
+            }))
         } satisfies Bundle.Gathered)
       }),
     restore: (contents, target, mode) =>
@@ -329,9 +337,15 @@ export const make = Effect.sync(() => {
           state.credentials.set(credentialKey({ connectorId: credential.connector_id, ...credential }), credential)
         }
         const rows = byOrg(state.connections, target.org)
-        for (const { connection, secrets, replaces } of plan.connections) {
+        for (const { connection, secrets, replaces, pins: bundled } of plan.connections) {
           if (replaces !== undefined) rows.delete(replaces)
           rows.set(connection.id, { connection, secrets })
+          if (bundled !== undefined) {
+            pins.set(
+              MemoryToolPins.keyOf(target.org, connection.id),
+              new Map(bundled.map((pin) => [pin.connector_version, pin] as const))
+            )
+          }
         }
         return plan.report
       }),
@@ -347,7 +361,7 @@ export const make = Effect.sync(() => {
     .pipe(Context.add(AuditLog.AuditLog, audit))
     .pipe(Context.add(AuditChain.AuditChain, chain))
     .pipe(Context.add(Bundle.BundleStore, bundles))
-    .pipe(Context.add(ToolPins.ToolPins, MemoryToolPins.make()))
+    .pipe(Context.add(ToolPins.ToolPins, MemoryToolPins.make(pins)))
 })
 
 /** Every store port, in memory. Each build of the layer starts empty. */

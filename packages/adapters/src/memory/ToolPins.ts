@@ -5,11 +5,14 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { sha256 } from "../internal/digest.ts"
 
-const keyOf = (org: string, connectionId: string) => JSON.stringify([org, connectionId])
+/** The key of a connection's pins in a `PinMap`. */
+export const keyOf = (org: string, connectionId: string) => JSON.stringify([org, connectionId])
 
-/** A store over one map: (org, connection) → connector version → pin. */
-export const make = (): ToolPins.ToolPins["Service"] => {
-  const pins = new Map<string, Map<number, ToolPins.Manifest>>()
+/** (org, connection) (`keyOf`) → connector version → pin. */
+export type PinMap = Map<string, Map<number, ToolPins.Manifest>>
+
+/** A store over one map (the memory store shares it with its bundles). */
+export const make = (pins: PinMap = new Map()): ToolPins.ToolPins["Service"] => {
   const versions = (org: string, connectionId: string) => {
     const key = keyOf(org, connectionId)
     let inner = pins.get(key)

@@ -56,7 +56,12 @@ export const makeWith = Effect.fn("PostgresBundleStore.make")(function* (db: Dat
               tx.all(
                 "SELECT id, record, key_id, sealed FROM connections WHERE org = $1 AND connector_id = $2 ORDER BY id",
                 [org, id]
-              )
+              ),
+            pins: (id) =>
+              tx.all("SELECT record FROM tool_pins WHERE org = $1 AND connection_id = $2 ORDER BY connector_version", [
+                org,
+                id
+              ])
           },
           query
         )
@@ -112,6 +117,12 @@ export const makeWith = Effect.fn("PostgresBundleStore.make")(function* (db: Dat
             tx.run(
               `INSERT INTO connections (${CONNECTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
               params
+            ),
+          deletePins: (id) => tx.run("DELETE FROM tool_pins WHERE org = $1 AND connection_id = $2", [target.org, id]),
+          insertPin: (pin, record) =>
+            tx.run(
+              "INSERT INTO tool_pins (org, connection_id, connector_version, hash, record) VALUES ($1, $2, $3, $4, $5)",
+              [pin.org, pin.connection_id, pin.connector_version, pin.hash, record]
             )
         })
       })

@@ -51,7 +51,12 @@ export const makeWith = Effect.fn("SqliteBundleStore.make")(function* (db: Datab
             db.all(
               "SELECT id, record, key_id, sealed FROM connections WHERE org = ? AND connector_id = ? ORDER BY id",
               [org, id]
-            )
+            ),
+          pins: (id) =>
+            db.all("SELECT record FROM tool_pins WHERE org = ? AND connection_id = ? ORDER BY connector_version", [
+              org,
+              id
+            ])
         },
         query
       )
@@ -102,7 +107,13 @@ export const makeWith = Effect.fn("SqliteBundleStore.make")(function* (db: Datab
             ),
           deleteConnection: (id) => db.run("DELETE FROM connections WHERE id = ?", [id]),
           insertConnection: (params) =>
-            db.run(`INSERT INTO connections (${CONNECTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, params)
+            db.run(`INSERT INTO connections (${CONNECTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, params),
+          deletePins: (id) => db.run("DELETE FROM tool_pins WHERE org = ? AND connection_id = ?", [target.org, id]),
+          insertPin: (pin, record) =>
+            db.run(
+              "INSERT INTO tool_pins (org, connection_id, connector_version, hash, record) VALUES (?, ?, ?, ?, ?)",
+              [pin.org, pin.connection_id, pin.connector_version, pin.hash, record]
+            )
         })
       }),
       { durable: true }
