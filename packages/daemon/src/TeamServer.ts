@@ -93,10 +93,10 @@ export const layer = (options: Options) =>
       ApiKeys.middlewareWith({
         open: options.publicUrl === undefined ? undefined : new Set([OAuthRoutes.callbackPath])
       })
+    ).pipe(
+      // Registered first, the response middleware is the outermost: a 401 from the key check is logged too.
+      Layer.provide(Server.responseMiddleware(options))
     ),
-    {
-      disableLogger: options.logRequests === false,
-      disableListenLog: true,
-      middleware: Server.shapeUnroutedErrors
-    }
+    // As on the socket: no platform logger middleware, so requests take the platform's fast path.
+    { disableLogger: true, disableListenLog: true }
   ).pipe(Layer.provideMerge(listen(options)))

@@ -88,6 +88,35 @@ const cliAsync = (env: Record<string, string>, args: ReadonlyArray<string>) =>
     })
   })
 
+/**
+ * `auth login` with `--json` (the authorization URL on stderr): once the URL is printed, `browse` plays the browser;
+ * then the command's result.
+ */
+const loginRemotely = (
+  env: Record<string, string>,
+  args: ReadonlyArray<string>,
+  browse: (url: string) => Promise<void>
+): Promise<CliResult> =>
+  new Promise<CliResult>((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { env, stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    let browsing: Promise<void> | undefined
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")))
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8")
+      const url = /^(https?:\/\/\S+)$/mu.exec(stderr)?.[1]
+      if (url !== undefined && browsing === undefined) browsing = browse(url)
+    })
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000)
+    child.once("error", reject)
+    child.once("exit", (code) => {
+      clearTimeout(timer)
+      if (browsing === undefined) return resolve({ code: code ?? -1, stdout, stderr })
+      browsing.then(() => resolve({ code: code ?? -1, stdout, stderr }), reject)
+    })
+  })
+
 /** An upstream API recording what it saw. */
 const startUpstream = () =>
   new Promise<{ readonly origin: string; readonly seen: Array<Http.IncomingHttpHeaders>; readonly close: () => void }>(
@@ -450,6 +479,26 @@ describe.skipIf(skip !== undefined)("remote OAuth on a team server with public_u
       const answer = await call(remote, method, open)
       assert.strictEqual(answer.status, 401, `${method} ${open}: ${answer.text}`)
     }
+
+    // `switchboard auth login` on another machine, by the team server's URL and key (no local daemon): the URL it
+    // prints redirects to public_url, not to a loopback listener of its own, and it sees the connection signed in
+    // again by polling the server.
+    const laptop = makeHome(root, "oauth-laptop")
+    const login = await loginRemotely(
+      { ...laptop.env, SWITCHBOARD_URL: publicUrl, SWITCHBOARD_API_KEY: key },
+      ["auth", "login", "idp-api", "--connection", "alice-idp", "--no-open", "--json", "--timeout", "30"],
+      async (authUrl) => {
+        assert.strictEqual(new URL(authUrl).searchParams.get("redirect_uri"), redirect)
+        const { response } = await follow(authUrl, redirect, { deliver: true })
+        assert.strictEqual(response?.status, 200, response?.body)
+      }
+    )
+    assert.strictEqual(login.code, 0, login.stderr)
+    const signedIn = JSON.parse(login.stdout)
+    assert.strictEqual(signedIn.connector, "idp-api")
+    assert.strictEqual(signedIn.connection, "alice-idp")
+    assert.isFalse(Fs.existsSync(Path.join(laptop.dir, "switchboard.db")), "nothing ran on the laptop's data directory")
+    assert.notInclude(login.stdout + login.stderr, secretOf(key))
     assert.notInclude(started.output(), secretOf(key))
   })
 

@@ -3,15 +3,15 @@
  * the browser (http and https URLs only, with `xdg-open` or `open` spawned without a shell and the URL as one argv
  * element; `--no-open` only prints), wait for the callback with a spinner on stderr, and print the connected
  * account. Through a running daemon, the daemon's loopback listener takes the callback and the CLI watches the
- * connection (or the credential) change; without one, the CLI opens its own short-lived loopback listener and
- * completes the flow on the data directory itself. `switchboard auth logout` revokes (where the server supports it)
+ * connection (or the credential) change; through a team server (`SWITCHBOARD_URL` + `SWITCHBOARD_API_KEY`) the
+ * same, its `public_url` callback taking the browser's redirect; without either, the CLI opens its own short-lived
+ * loopback listener and completes the flow on the data directory itself. `switchboard auth logout` revokes (where the server supports it)
  * and deletes the tokens of a connection.
  */
 import * as Api from "@switchboard/core/Api"
 import * as Errors from "@switchboard/core/Errors"
 import * as OAuth from "@switchboard/core/OAuth"
 import * as Switchboard from "@switchboard/core/Switchboard"
-import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -116,14 +116,14 @@ const describeResult = (result: {
 
 /** Map an error of the typed daemon client to the service's typed error. */
 const fromClient =
-  (socket: string) =>
+  (target: Client.Target) =>
   (error: unknown): Errors.SwitchboardError | DaemonError => {
     for (const Class of Api.errorClasses) {
       if (error instanceof Class) return Api.toSwitchboardError(Api.statusOf(error), error.error)
     }
     return new DaemonError({
       reason: "daemon_not_running",
-      message: `cannot reach the Switchboard daemon on ${socket}`,
+      message: `cannot reach the Switchboard daemon ${Client.describeTarget(target)}`,
       cause: error
     })
   }
@@ -188,12 +188,16 @@ const loginEmbedded = (args: LoginArgs, flags: { readonly json: boolean; readonl
     }).pipe(Effect.provide(services))
   })
 
-/** Through the daemon: its listener takes the callback; the CLI watches the connection (or credential) change. */
-const loginDaemon = (args: LoginArgs, flags: { readonly json: boolean }, socket: string) =>
+/**
+ * Through the daemon (on the socket, or a team server on TCP): its listener (a team server's `public_url`
+ * callback) takes the callback; the CLI polls the connection (or credential) until it changes. A change is an
+ * `updated_at` past the one read before the flow started, the daemon's own clock on both sides (a team server's
+ * clock need not agree with this machine's).
+ */
+const loginDaemon = (args: LoginArgs, flags: { readonly json: boolean }, target: Client.Target) =>
   Effect.gen(function* () {
     const client = yield* Client.DaemonClient
     const sb = yield* Switchboard.Switchboard
-    const since = new Date(yield* Clock.currentTimeMillis).toISOString()
     const connection = Option.getOrUndefined(args.connection)
     const scopes = Option.getOrUndefined(args.scopes)
     const started = yield* client.oauth
@@ -201,9 +205,17 @@ const loginDaemon = (args: LoginArgs, flags: { readonly json: boolean }, socket:
         params: { id_or_name: args.connector },
         query: { ...(connection === undefined ? {} : { connection }), ...(scopes === undefined ? {} : { scopes }) }
       })
-      .pipe(Effect.mapError(fromClient(socket)))
-    yield* announce(started.url, args.connector, flags.json, args.noOpen)
+      .pipe(Effect.mapError(fromClient(target)))
     const connector = yield* sb.getConnector(args.connector)
+    const defaultCredential = Effect.map(sb.listCredentials(connector.id, "user"), (list) =>
+      list.find((c) => c.name === "default" && c.auth_type === "OAUTH")
+    )
+    // Read before the URL is shown, so before any callback can arrive.
+    const since =
+      connection === undefined
+        ? ((yield* defaultCredential)?.updated_at ?? "")
+        : (yield* sb.getConnection(connection)).updated_at
+    yield* announce(started.url, args.connector, flags.json, args.noOpen)
     interface Done {
       readonly connector: string
       readonly connection: string | null
@@ -213,7 +225,7 @@ const loginDaemon = (args: LoginArgs, flags: { readonly json: boolean }, socket:
     const check = Effect.gen(function* () {
       if (connection !== undefined) {
         const current = yield* sb.getConnection(connection)
-        if (current.updated_at < since) return Option.none<Done>()
+        if (current.updated_at <= since) return Option.none<Done>()
         if (current.status === "active") {
           return Option.some<Done>({
             connector: connector.name,
@@ -227,8 +239,8 @@ const loginDaemon = (args: LoginArgs, flags: { readonly json: boolean }, socket:
         }
         return Option.none<Done>()
       }
-      const list = yield* sb.listCredentials(connector.id, "user")
-      const fresh = list.find((c) => c.name === "default" && c.updated_at >= since && c.auth_type === "OAUTH")
+      const credential = yield* defaultCredential
+      const fresh = credential !== undefined && credential.updated_at > since ? credential : undefined
       return fresh === undefined
         ? Option.none<Done>()
         : Option.some<Done>({
@@ -254,7 +266,7 @@ const loginDaemon = (args: LoginArgs, flags: { readonly json: boolean }, socket:
         })
       )
     )
-  }).pipe(Effect.provide(Client.layerRemote(socket)))
+  }).pipe(Effect.provide(Client.layerRemote(target)))
 
 const login = Command.make(
   "login",
@@ -282,7 +294,9 @@ const login = Command.make(
     const flags = yield* root
     const home = Option.getOrUndefined(flags.home)
     const paths = Layers.resolvePaths({ home })
-    const running = flags.via === "embedded" ? false : yield* Client.isRunning(paths.socket)
+    // A team server named by SWITCHBOARD_URL is never silently replaced by the local data directory.
+    const tcp = flags.via === "embedded" ? undefined : yield* Client.tcpTargetOf()
+    const running = tcp !== undefined || (flags.via !== "embedded" && (yield* Client.isRunning(paths.socket)))
     if (flags.via === "daemon" && !running) {
       return yield* new DaemonError({
         reason: "daemon_not_running",
@@ -290,7 +304,7 @@ const login = Command.make(
       })
     }
     const result = running
-      ? yield* loginDaemon(args, flags, paths.socket)
+      ? yield* loginDaemon(args, flags, tcp ?? paths.socket)
       : yield* loginEmbedded(args, { json: flags.json, home })
     yield* Output.print(flags.json, result, () => describeResult(result))
   })
