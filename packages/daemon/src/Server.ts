@@ -520,7 +520,8 @@ export const responseMiddleware = (options: Pick<Options, "logRequests">) =>
 
 /** The whole server: the API on the socket. Needs the `Switchboard` service; its scope's end is a graceful stop. */
 export const layer = (options: Options): Layer.Layer<never, DaemonError, Switchboard.Switchboard> =>
-  HttpRouter.serve(Layer.merge(routes(options), responseMiddleware(options)), {
+  // Registered first, the response middleware is the outermost, so even the body limit's 413 is logged.
+  HttpRouter.serve(routes(options).pipe(Layer.provide(responseMiddleware(options))), {
     disableLogger: true,
     disableListenLog: true
   }).pipe(Layer.provide(listen(options)))

@@ -1,7 +1,8 @@
 /**
  * The socket server's request log and its batched log writer:
  * - one line per request with the method, the path (never the query) and the status actually sent, routed or not
- *   (an unroutable path is answered 404 in the error shape and logged with its cause), nothing with
+ *   (an unroutable path is answered 404 in the error shape and logged with its cause; a body over the limit, 413,
+ *   is logged too), nothing with
  *   `logRequests: false`;
  * - `batchedLines`: info lines wait for the next turn of the event loop and leave in one write; a warning or an
  *   error is written at once with what is pending before it; closing the scope writes what is left.
@@ -60,13 +61,18 @@ describe("request log", () => {
       const unroutable = yield* Effect.promise(() => rawRequest(socket, "GET", "/v1/connectors/%"))
       assert.strictEqual(unroutable.status, 404)
       assert.strictEqual(unroutable.json.error.code, "route_not_found")
+      const tooLarge = yield* Effect.promise(() =>
+        rawRequest(socket, "POST", "/v1/connectors", { body: JSON.stringify({ pad: "x".repeat(2 * 1024 * 1024) }) })
+      )
+      assert.strictEqual(tooLarge.status, 413)
       const logged = requestLines(lines)
       assert.deepStrictEqual(
         logged.map((l) => [l["http.method"], l["http.url"], l["http.status"]]),
         [
           ["GET", "/v1/connectors", 200],
           ["GET", "/v1/connectors/ctr_nope", 404],
-          ["GET", "/v1/connectors/%", 404]
+          ["GET", "/v1/connectors/%", 404],
+          ["POST", "/v1/connectors", 413]
         ]
       )
       assert.strictEqual(logged[0]?.message, "Sent HTTP response")
