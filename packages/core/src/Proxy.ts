@@ -40,7 +40,7 @@ export const defaultTimeouts = { connect_ms: 10_000, total_ms: 60_000 } as const
 export const methods: ReadonlySet<string> = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 
 /** Meaningful for one hop only (RFC 9110 §7.6.1), plus `Host` (set from the upstream URL) and `Expect`. */
-const hopByHop: ReadonlySet<string> = new Set([
+export const hopByHop: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",

@@ -345,18 +345,7 @@ export const layerRemote = (
 // Calling upstreams through the daemon
 
 /** Meaningful for one hop only, or set by the client itself: never sent to the daemon on the caller's behalf. */
-const notForwarded: ReadonlySet<string> = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-  "host",
-  "expect",
-  "content-length"
-])
+const notForwarded: ReadonlySet<string> = new Set([...Proxy.hopByHop, "content-length"])
 
 const forwardable = (headers: Proxy.ProxyRequest["headers"]): Record<string, string> => {
   const out: Record<string, string> = {}
