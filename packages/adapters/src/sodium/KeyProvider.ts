@@ -189,6 +189,18 @@ const readGuarded = (path: string, label: string, forbiddenModeBits: number) =>
     }).pipe(Effect.ensuring(Effect.sync(() => Fs.closeSync(fd))))
   })
 
+/** Writes `content` to a new file `path` (O_EXCL, never through a link, mode 0600) and syncs it to disk. */
+const writeNewSynced = (path: string, content: string) => {
+  const flags = Fs.constants.O_WRONLY | Fs.constants.O_CREAT | Fs.constants.O_EXCL | (Fs.constants.O_NOFOLLOW ?? 0)
+  const fd = Fs.openSync(path, flags, 0o600)
+  try {
+    Fs.writeFileSync(fd, content)
+    Fs.fsyncSync(fd)
+  } finally {
+    Fs.closeSync(fd)
+  }
+}
+
 /**
  * Creates `path` with `content`, mode 0600, only if it does not exist yet. The content is written and synced
  * to a temporary file (O_EXCL, 0600) first and then hard-linked into place, which fails if the path exists:
@@ -200,16 +212,7 @@ const createExclusive = (lib: Sodium, path: string, content: string, label: stri
     const dir = Path.dirname(path)
     yield* fsCall(`creating the directory ${dir}`, () => Fs.mkdirSync(dir, { recursive: true, mode: 0o700 }))
     const temporary = `${path}.${lib.to_hex(lib.randombytes_buf(8))}.tmp`
-    const write = fsCall(`writing ${label} ${path}`, () => {
-      const flags = Fs.constants.O_WRONLY | Fs.constants.O_CREAT | Fs.constants.O_EXCL | (Fs.constants.O_NOFOLLOW ?? 0)
-      const fd = Fs.openSync(temporary, flags, 0o600)
-      try {
-        Fs.writeFileSync(fd, content)
-        Fs.fsyncSync(fd)
-      } finally {
-        Fs.closeSync(fd)
-      }
-    })
+    const write = fsCall(`writing ${label} ${path}`, () => writeNewSynced(temporary, content))
     const link = Effect.try({ try: () => Fs.linkSync(temporary, path), catch: errnoOf }).pipe(
       Effect.as(true),
       Effect.catch((code) =>
@@ -283,14 +286,7 @@ export const writePending = Effect.fn("KeyProvider.writePending")(function* (pat
   const temporary = `${target}.${lib.to_hex(lib.randombytes_buf(8))}.tmp`
   const content = `${lib.to_base64(bytes, lib.base64_variants.ORIGINAL)}\n`
   yield* fsCall(`writing ${target}`, () => {
-    const flags = Fs.constants.O_WRONLY | Fs.constants.O_CREAT | Fs.constants.O_EXCL | (Fs.constants.O_NOFOLLOW ?? 0)
-    const fd = Fs.openSync(temporary, flags, 0o600)
-    try {
-      Fs.writeFileSync(fd, content)
-      Fs.fsyncSync(fd)
-    } finally {
-      Fs.closeSync(fd)
-    }
+    writeNewSynced(temporary, content)
     Fs.renameSync(temporary, target)
   }).pipe(Effect.ensuring(Effect.sync(() => Fs.rmSync(temporary, { force: true }))))
   yield* syncDir(dir)
