@@ -693,29 +693,27 @@ export const make = (options: Options = {}) =>
       const login_command = loginCommand(connector.name, connection.name)
       const redirect =
         opts.redirect_uri ?? (typeof options.redirectUri === "function" ? options.redirectUri() : options.redirectUri)
-      if (redirect === undefined) {
-        return {
+      // No authorization URL now: the connection waits for a login, and the answer says how to do it.
+      const withoutUrl = (message: string) =>
+        ({
           status: "oauth2_required",
           connection,
           auth_url: null,
           state_expires_at: null,
           login_command,
-          message: `no browser listener takes OAuth callbacks here; authorize the connection with: ${login_command}`
-        } satisfies Connected
+          message
+        }) satisfies Connected
+      if (redirect === undefined) {
+        return withoutUrl(
+          `no browser listener takes OAuth callbacks here; authorize the connection with: ${login_command}`
+        )
       }
       // The connection exists now: an authorization URL that cannot be made yet is said, not failed.
       const url = yield* authorizationUrl(connection.connector_id, { ...opts, connection: connection.id }).pipe(
         Effect.result
       )
       if (Result.isFailure(url)) {
-        return {
-          status: "oauth2_required",
-          connection,
-          auth_url: null,
-          state_expires_at: null,
-          login_command,
-          message: `${url.failure.message}; then authorize the connection with: ${login_command}`
-        } satisfies Connected
+        return withoutUrl(`${url.failure.message}; then authorize the connection with: ${login_command}`)
       }
       return {
         status: "oauth2_required",
