@@ -27,7 +27,7 @@ import { ConnectionStore } from "./ConnectionStore.ts"
 import type * as Connector from "./Connector.ts"
 import * as Credential from "./Credential.ts"
 import { CredentialVault } from "./CredentialVault.ts"
-import { Forbidden, OAuthError, type SwitchboardError, ValidationFailed } from "./Errors.ts"
+import { OAuthError, type SwitchboardError, ValidationFailed } from "./Errors.ts"
 import * as Ids from "./Ids.ts"
 import { type ClientCredentials, OAuthClient, type Target, type TokenSet } from "./OAuthClient.ts"
 import { OAuthStateStore } from "./OAuthStateStore.ts"
@@ -326,14 +326,6 @@ export interface Options {
 
 const isoOf = (millis: number) => new Date(millis).toISOString()
 
-const guard = (action: Principal.Action, resource?: Principal.Resource) =>
-  Effect.flatMap(Effect.service(Principal.CurrentPrincipal), (principal) => {
-    const decision = Principal.authorize(principal, action, resource)
-    return decision.allowed
-      ? Effect.succeed(principal)
-      : Effect.fail(new Forbidden({ message: decision.reason, details: { action, role: principal.role } }))
-  })
-
 const notOAuth = (connector: Connector.Connector) =>
   new OAuthError({
     reason: "oauth_not_supported",
@@ -477,7 +469,7 @@ export const make = (options: Options = {}) =>
       const connection = opts.connection === undefined ? undefined : yield* sb.getConnection(opts.connection)
       const { connector, pattern } = yield* connectorOf(connectorRef, connection)
       const target = tokenTarget(connection, principal)
-      yield* guard("credential:write", { scope: target.scope, owner: target.owner.user ?? principal.user })
+      yield* Principal.guard("credential:write", { scope: target.scope, owner: target.owner.user ?? principal.user })
       const scopes = yield* Effect.fromResult(scopesFor(pattern, opts.scopes ?? []))
       const redirect =
         opts.redirect_uri ?? (typeof options.redirectUri === "function" ? options.redirectUri() : options.redirectUri)
@@ -984,7 +976,10 @@ export const make = (options: Options = {}) =>
       scope: Credential.Scope,
       name: string
     ) {
-      const principal = yield* guard("credential:write", { scope, owner: (yield* Principal.CurrentPrincipal).user })
+      const principal = yield* Principal.guard("credential:write", {
+        scope,
+        owner: (yield* Principal.CurrentPrincipal).user
+      })
       const connector = yield* sb.getConnector(connectorRef)
       const pattern = oauthPattern(connector)
       let revoked = false
@@ -1011,7 +1006,7 @@ export const make = (options: Options = {}) =>
     })
 
     const deleteConnection = Effect.fn("OAuth.deleteConnection")(function* (connectionRef: string) {
-      const principal = yield* guard("connection:write")
+      const principal = yield* Principal.guard("connection:write")
       const connection = yield* sb.getConnection(connectionRef)
       let revoked = false
       const found =
@@ -1075,7 +1070,7 @@ export const make = (options: Options = {}) =>
       const connection = yield* sb.getConnection(connectionRef)
       const { connector, pattern } = yield* connectorOf(connection.connector_id, connection)
       const target = tokenTarget(connection, principal)
-      yield* guard("credential:write", { scope: target.scope, owner: target.owner.user ?? principal.user })
+      yield* Principal.guard("credential:write", { scope: target.scope, owner: target.owner.user ?? principal.user })
       const key = { connectorId: connector.id, scope: target.scope, owner: target.owner, name: target.name }
       const found = yield* vault.get(key)
       let revoked = false

@@ -4,7 +4,9 @@
  * credentials; admins also manage organization-wide credentials, keys and the audit log).
  */
 import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import { Forbidden } from "./Errors.ts"
 
 export const Role = Schema.Literals(["admin", "editor", "viewer"])
 export type Role = typeof Role.Type
@@ -74,3 +76,12 @@ export const authorize = (principal: Principal, action: Action, resource: Resour
   }
   return allow
 }
+
+/** The current principal when the policy allows `action` on `resource`, else `Forbidden` with the policy's reason. */
+export const guard = (action: Action, resource?: Resource): Effect.Effect<Principal, Forbidden> =>
+  Effect.flatMap(Effect.service(CurrentPrincipal), (principal) => {
+    const decision = authorize(principal, action, resource)
+    return decision.allowed
+      ? Effect.succeed(principal)
+      : Effect.fail(new Forbidden({ message: decision.reason, details: { action, role: principal.role } }))
+  })

@@ -28,7 +28,6 @@ import {
   ConnectorVersionNotFound,
   CredentialMissing,
   CredentialNotFound,
-  Forbidden,
   type SwitchboardError
 } from "./Errors.ts"
 import * as FieldMutation from "./FieldMutation.ts"
@@ -150,14 +149,6 @@ export class Switchboard extends Context.Service<
 >()("@switchboard/core/Switchboard") {}
 
 const isoNow = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())
-
-const guard = (action: Principal.Action, resource?: Principal.Resource) =>
-  Effect.flatMap(Effect.service(Principal.CurrentPrincipal), (principal) => {
-    const decision = Principal.authorize(principal, action, resource)
-    return decision.allowed
-      ? Effect.succeed(principal)
-      : Effect.fail(new Forbidden({ message: decision.reason, details: { action, role: principal.role } }))
-  })
 
 const decodeCursor = (cursor: string | undefined, filter: string) =>
   cursor === undefined
@@ -288,7 +279,7 @@ export const make = Effect.gen(function* () {
   })
 
   const createConnector = Effect.fn("Switchboard.createConnector")(function* (input: unknown) {
-    const principal = yield* guard("connector:write")
+    const principal = yield* Principal.guard("connector:write")
     const decoded = yield* Validation.decode(Connector.CreateConnector, "connector")(input)
     const name = decoded.name ?? Connector.slugify(decoded.display_name ?? "")
     if (name === "") {
@@ -305,7 +296,7 @@ export const make = Effect.gen(function* () {
   })
 
   const listConnectors = Effect.fn("Switchboard.listConnectors")(function* (query: ListConnectorsQuery = {}) {
-    const principal = yield* guard("connector:read")
+    const principal = yield* Principal.guard("connector:read")
     const q = yield* Validation.decode(ListConnectorsQuery, "query")(query)
     return yield* paginate(q, { kind: q.kind, name_prefix: q.name_prefix }, (after, limit) =>
       connectors.list(principal.org, { after, limit, kind: q.kind, namePrefix: q.name_prefix })
@@ -313,7 +304,7 @@ export const make = Effect.gen(function* () {
   })
 
   const getConnector = Effect.fnUntraced(function* (idOrName: string) {
-    const principal = yield* guard("connector:read")
+    const principal = yield* Principal.guard("connector:read")
     return yield* findConnector(principal.org, idOrName)
   })
 
@@ -321,7 +312,7 @@ export const make = Effect.gen(function* () {
     idOrName: string,
     version: number
   ) {
-    const principal = yield* guard("connector:read")
+    const principal = yield* Principal.guard("connector:read")
     const latest = yield* findConnector(principal.org, idOrName)
     const found = yield* connectors.getVersion(principal.org, latest.id, version)
     if (Option.isNone(found)) {
@@ -331,7 +322,7 @@ export const make = Effect.gen(function* () {
   })
 
   const updateConnector = Effect.fn("Switchboard.updateConnector")(function* (idOrName: string, patch: unknown) {
-    const principal = yield* guard("connector:write")
+    const principal = yield* Principal.guard("connector:write")
     const current = yield* findConnector(principal.org, idOrName)
     const changes = yield* Validation.decode(Connector.UpdateConnector, "connector update")(patch)
     const merged = yield* Validation.decode(
@@ -355,14 +346,14 @@ export const make = Effect.gen(function* () {
   })
 
   const deleteConnector = Effect.fn("Switchboard.deleteConnector")(function* (idOrName: string) {
-    const principal = yield* guard("connector:write")
+    const principal = yield* Principal.guard("connector:write")
     const connector = yield* findConnector(principal.org, idOrName)
     yield* connectors.delete(principal.org, connector.id)
     yield* audit({ action: "connector.delete", outcome: "success", connector_id: connector.id, target: connector.name })
   })
 
   const authenticationMethods = Effect.fn("Switchboard.authenticationMethods")(function* (idOrName: string) {
-    const principal = yield* guard("connector:read")
+    const principal = yield* Principal.guard("connector:read")
     return AuthMethods.of(yield* findConnector(principal.org, idOrName))
   })
 
@@ -372,7 +363,7 @@ export const make = Effect.gen(function* () {
     input: unknown
   ) {
     const current = yield* Principal.CurrentPrincipal
-    const principal = yield* guard("credential:write", { scope, owner: current.user })
+    const principal = yield* Principal.guard("credential:write", { scope, owner: current.user })
     const connector = yield* findConnector(principal.org, connectorRef)
     const decoded = yield* Validation.decode(Credential.CredentialInput, "credential")(input)
     const checked = Credential.checkValues(connector, decoded)
@@ -404,7 +395,7 @@ export const make = Effect.gen(function* () {
     connectorRef: string,
     scope: Credential.Scope
   ) {
-    const principal = yield* guard("credential:read")
+    const principal = yield* Principal.guard("credential:read")
     const connector = yield* findConnector(principal.org, connectorRef)
     const rows = yield* vault.list(connector.id, scope, Credential.ownerFor(scope, principal))
     return rows.map(Credential.toView)
@@ -416,7 +407,7 @@ export const make = Effect.gen(function* () {
     name: string
   ) {
     const current = yield* Principal.CurrentPrincipal
-    const principal = yield* guard("credential:write", { scope, owner: current.user })
+    const principal = yield* Principal.guard("credential:write", { scope, owner: current.user })
     const connector = yield* findConnector(principal.org, connectorRef)
     const deleted = yield* vault.delete({
       connectorId: connector.id,
@@ -439,7 +430,7 @@ export const make = Effect.gen(function* () {
   })
 
   const createConnection = Effect.fn("Switchboard.createConnection")(function* (connectorRef: string, input: unknown) {
-    const principal = yield* guard("connection:write")
+    const principal = yield* Principal.guard("connection:write")
     const latest = yield* findConnector(principal.org, connectorRef)
     const decoded = yield* Validation.decode(Connection.CreateConnection, "connection")(input)
     let connector = latest
@@ -545,7 +536,7 @@ export const make = Effect.gen(function* () {
   })
 
   const listConnections = Effect.fn("Switchboard.listConnections")(function* (query: ListConnectionsQuery = {}) {
-    const principal = yield* guard("connection:read")
+    const principal = yield* Principal.guard("connection:read")
     const q = yield* Validation.decode(ListConnectionsQuery, "query")(query)
     const connectorId = q.connector === undefined ? undefined : (yield* findConnector(principal.org, q.connector)).id
     return yield* paginate(
@@ -564,12 +555,12 @@ export const make = Effect.gen(function* () {
   })
 
   const getConnection = Effect.fnUntraced(function* (idOrName: string) {
-    const principal = yield* guard("connection:read")
+    const principal = yield* Principal.guard("connection:read")
     return yield* findConnection(principal, idOrName)
   })
 
   const deleteConnection = Effect.fn("Switchboard.deleteConnection")(function* (idOrName: string) {
-    const principal = yield* guard("connection:write")
+    const principal = yield* Principal.guard("connection:write")
     const connection = yield* findConnection(principal, idOrName)
     yield* connections.delete(principal.org, connection.id)
     yield* audit({
@@ -585,7 +576,7 @@ export const make = Effect.gen(function* () {
     idOrName: string,
     patch: { readonly status: Connection.Status; readonly last_error?: string | null; readonly tested?: boolean }
   ) {
-    const principal = yield* guard("connection:test")
+    const principal = yield* Principal.guard("connection:test")
     const connection = yield* findConnection(principal, idOrName)
     const now = yield* isoNow
     const updated = yield* connections.setStatus(principal.org, connection.id, {
@@ -601,7 +592,7 @@ export const make = Effect.gen(function* () {
   })
 
   const resolveCall = Effect.fnUntraced(function* (connectionRef: string) {
-    const principal = yield* guard("connection:use")
+    const principal = yield* Principal.guard("connection:use")
     const connection = yield* findConnection(principal, connectionRef)
     const connector = yield* connectorFor(connection)
     const pattern =
@@ -664,7 +655,7 @@ export const make = Effect.gen(function* () {
   })
 
   const listAudit = Effect.fn("Switchboard.listAudit")(function* (query: ListAuditQuery = {}) {
-    const principal = yield* guard("audit:read")
+    const principal = yield* Principal.guard("audit:read")
     const q = yield* Validation.decode(ListAuditQuery, "query")(query)
     return yield* paginate(q, { connection: q.connection, action: q.action }, (after, limit) =>
       auditLog.list(principal.org, { after, limit, connectionId: q.connection, action: q.action })

@@ -28,7 +28,7 @@ import * as AuthPattern from "./AuthPattern.ts"
 import * as Catalog from "./Catalog.ts"
 import * as Connection from "./Connection.ts"
 import * as Connector from "./Connector.ts"
-import { Forbidden, InvalidRequest, type SwitchboardError, UpstreamError } from "./Errors.ts"
+import { InvalidRequest, type SwitchboardError, UpstreamError } from "./Errors.ts"
 import * as Masking from "./Masking.ts"
 import * as Principal from "./Principal.ts"
 import { Probe, type ProbeRequest, type ProbeResult } from "./Probe.ts"
@@ -341,14 +341,7 @@ export const make = (options: Partial<Options> = {}) =>
       })
 
     const test = Effect.fn("ConnectionTests.test")(function* (ref: string) {
-      const principal = yield* Principal.CurrentPrincipal
-      const decision = Principal.authorize(principal, "connection:test")
-      if (!decision.allowed) {
-        return yield* new Forbidden({
-          message: decision.reason,
-          details: { action: "connection:test", role: principal.role }
-        })
-      }
+      const principal = yield* Principal.guard("connection:test")
       yield* admit(principal.org)
       const call = yield* sb.resolveCall(ref)
       const { connection, connector } = call

@@ -21,7 +21,6 @@ import * as Result from "effect/Result"
 import type * as Stream from "effect/Stream"
 import * as AuthPattern from "./AuthPattern.ts"
 import {
-  Forbidden,
   InvalidRequest,
   StoreError,
   type SwitchboardError,
@@ -339,14 +338,7 @@ export const makeWithPinning = Effect.gen(function* () {
   const approve = Effect.fn("ToolPinning.approve")(function* (connection: string, input: ToolPins.ApproveInput = {}) {
     const { tool, hash } = input
     const store = yield* requireStore
-    const principal = yield* Principal.CurrentPrincipal
-    const decision = Principal.authorize(principal, "connection:write")
-    if (!decision.allowed) {
-      return yield* new Forbidden({
-        message: decision.reason,
-        details: { action: "connection:write", role: principal.role }
-      })
-    }
+    const principal = yield* Principal.guard("connection:write")
     const { call, tools } = yield* listUpstream(connection)
     const checked = yield* checkPins(store, call, tools)
     if (tool !== undefined && !tools.some((t) => t.name === tool) && !checked.pin.tools.some((t) => t.name === tool)) {
