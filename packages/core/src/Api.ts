@@ -164,29 +164,12 @@ export const fromSwitchboardError = (error: Errors.SwitchboardError): ApiError =
   return makeError(error.status, body.error.code, body.error.message, body.error.details)
 }
 
-const reasons = (values: ReadonlyArray<string>): ReadonlySet<string> => new Set(values)
-const invalidRequestReasons = reasons(["invalid_cursor", "invalid_parameter"])
-const templateReasons = reasons(["template_value_missing", "template_value_invalid", "template_invalid"])
-const sealReasons = reasons(["open_failed", "seal_failed", "key_mismatch", "key_unavailable", "key_invalid"])
-const oauthReasons = reasons([
-  "oauth_not_supported",
-  "oauth_client_missing",
-  "oauth_state_invalid",
-  "oauth_authorization_denied",
-  "oauth_token_error",
-  "oauth_metadata_invalid",
-  "oauth_reauthorization_required",
-  "oauth_insufficient_scope"
-])
-const upstreamReasons = reasons([
-  "upstream_unreachable",
-  "upstream_timeout",
-  "upstream_protocol_error",
-  "destination_refused",
-  "circuit_open",
-  "rate_limited",
-  "cassette_miss"
-])
+// The reasons each error class takes, from its own schema, so a reason added there maps back here too.
+const isInvalidRequestReason = Schema.is(Errors.InvalidRequest.fields.reason)
+const isTemplateReason = Schema.is(Errors.TemplateError.fields.reason)
+const isSealReason = Schema.is(Errors.SealError.fields.reason)
+const isUpstreamReason = Schema.is(Errors.UpstreamError.fields.reason)
+const isOAuthReason = Schema.is(Errors.OAuthError.fields.reason)
 
 /**
  * The typed Switchboard error an error body stands for, by its code: the inverse of `fromSwitchboardError`, so
@@ -225,16 +208,11 @@ export const toSwitchboardError = (status: number, body: ErrorDetail): Errors.Sw
     case "tool_not_approved":
       return new Errors.ToolNotApproved(props)
   }
-  if (invalidRequestReasons.has(code)) {
-    return new Errors.InvalidRequest({ ...props, reason: code as Errors.InvalidRequest["reason"] })
-  }
-  if (templateReasons.has(code))
-    return new Errors.TemplateError({ ...props, reason: code as Errors.TemplateError["reason"] })
-  if (sealReasons.has(code)) return new Errors.SealError({ ...props, reason: code as Errors.SealError["reason"] })
-  if (upstreamReasons.has(code)) {
-    return new Errors.UpstreamError({ ...props, reason: code as Errors.UpstreamError["reason"] })
-  }
-  if (oauthReasons.has(code)) return new Errors.OAuthError({ ...props, reason: code as Errors.OAuthError["reason"] })
+  if (isInvalidRequestReason(code)) return new Errors.InvalidRequest({ ...props, reason: code })
+  if (isTemplateReason(code)) return new Errors.TemplateError({ ...props, reason: code })
+  if (isSealReason(code)) return new Errors.SealError({ ...props, reason: code })
+  if (isUpstreamReason(code)) return new Errors.UpstreamError({ ...props, reason: code })
+  if (isOAuthReason(code)) return new Errors.OAuthError({ ...props, reason: code })
   const withCode = {
     message: body.message,
     details: { code, ...(body.details === undefined ? {} : { details: body.details }) }
