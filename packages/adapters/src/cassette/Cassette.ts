@@ -16,6 +16,7 @@ import * as Schema from "effect/Schema"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { sha256 } from "../internal/digest.ts"
+import { scrubberWith, secretForms } from "../internal/scrub.ts"
 
 export const REDACTED = "[REDACTED]"
 export const FORMAT = "switchboard-cassette"
@@ -245,33 +246,11 @@ export const callToolKey = (name: string, args: unknown): string => `tools/call 
 // ---------------------------------------------------------------------------------------------------------------
 // Secrets
 
-/** Values shorter than this are not scrubbed: blanking every "X" (a Freshdesk-style default) would garble bodies. */
-const MIN_SECRET_LENGTH = 4
-
-/** Every form a secret may be echoed in: raw, the token after an auth scheme, URL-encoded, JSON-escaped. */
-export const formsOf = (values: Iterable<string>): Array<string> => {
-  const out = new Set<string>()
-  for (const value of values) {
-    const forms = [value]
-    const scheme = /^\S+\s+(\S.*)$/u.exec(value)
-    if (scheme?.[1] !== undefined) forms.push(scheme[1])
-    for (const form of forms) {
-      out.add(form)
-      out.add(encodeURIComponent(form))
-      out.add(JSON.stringify(form).slice(1, -1))
-    }
-  }
-  return [...out].filter((s) => s.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length)
-}
+/** Every form a secret may be echoed in (see `secretForms`). */
+export const formsOf = secretForms
 
 /** Replace every secret (longest first) by `[REDACTED]`. */
-export const scrubber =
-  (secrets: ReadonlyArray<string>) =>
-  (text: string): string => {
-    let out = text
-    for (const secret of secrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED)
-    return out
-  }
+export const scrubber = scrubberWith(REDACTED)
 
 /** Scrub every string inside a JSON value. */
 export const scrubJson = (value: unknown, scrub: (text: string) => string): unknown => {

@@ -49,6 +49,7 @@ import * as Redacted from "effect/Redacted"
 import { randomBytes } from "node:crypto"
 import * as Ssrf from "../http/Ssrf.ts"
 import { makeAgents, pinnedFetch } from "../mcp/internal/fetch.ts"
+import { MIN_SECRET_LENGTH, scrubberWith } from "../internal/scrub.ts"
 
 export interface Options {
   /** The daemon-wide local-first switch: allow loopback and private endpoints for every flow. */
@@ -78,14 +79,10 @@ interface McpContext {
 const registrationKey = (connectorId: string, serverUrl: string) => `mcp-client:${connectorId}:${serverUrl}`
 
 /** Replace every secret of an operation in a message by `[redacted]`. */
-const makeScrub =
-  (secrets: ReadonlyArray<string | undefined>) =>
-  (text: string): string => {
-    let out = text
-    for (const secret of secrets)
-      if (secret !== undefined && secret.length >= 4) out = out.split(secret).join("[redacted]")
-    return out
-  }
+const makeScrub = (secrets: ReadonlyArray<string | undefined>) =>
+  scrubberWith("[redacted]")(
+    secrets.filter((secret): secret is string => secret !== undefined && secret.length >= MIN_SECRET_LENGTH)
+  )
 
 const chainOf = (error: unknown): ReadonlyArray<unknown> => {
   const out: Array<unknown> = []

@@ -7,38 +7,22 @@
 import type { McpTarget } from "@switchboard/core/McpUpstream"
 import * as Redacted from "effect/Redacted"
 import { createHmac } from "node:crypto"
+import { scrubberWith, secretForms } from "../../internal/scrub.ts"
 
 const REDACTED = "<redacted>"
-
-/** Values shorter than this are not scrubbed: blanking every "X" or "en" would garble messages. */
-const MIN_SECRET_LENGTH = 4
 
 const revealAll = (values: Readonly<Record<string, Redacted.Redacted<string>>> | undefined): Array<string> =>
   Object.values(values ?? {}).map((v) => Redacted.value(v))
 
-/** Every secret string a target carries, with the forms they may be echoed in. */
-export const secretsOf = (target: McpTarget): ReadonlyArray<string> => {
-  const raw = [
+/** Every secret string a target carries, in every form it may be echoed in (`secretForms`). */
+export const secretsOf = (target: McpTarget): ReadonlyArray<string> =>
+  secretForms([
     ...(target._tag === "Http" ? [...revealAll(target.headers), ...revealAll(target.query)] : revealAll(target.env)),
     ...(target.secrets ?? []).map((v) => Redacted.value(v))
-  ]
-  const out = new Set<string>()
-  for (const value of raw) {
-    out.add(value)
-    // "Bearer <token>", "Basic <b64>": the part after the scheme is the secret a server would echo
-    const scheme = /^\S+\s+(\S.*)$/u.exec(value)
-    if (scheme?.[1] !== undefined) out.add(scheme[1])
-    out.add(encodeURIComponent(value))
-  }
-  return [...out].filter((s) => s.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length)
-}
+  ])
 
 /** Replace every secret in a text with `<redacted>`. */
-export const makeScrubber = (secrets: ReadonlyArray<string>) => (text: string) => {
-  let out = text
-  for (const secret of secrets) out = out.split(secret).join(REDACTED)
-  return out
-}
+export const makeScrubber = scrubberWith(REDACTED)
 
 /**
  * The pool key of a target: its `key` plus a digest, under a per-process key, of everything that reaches the
