@@ -27,12 +27,11 @@ import * as Queue from "effect/Queue"
 import * as Stdio from "effect/Stdio"
 import * as Stream from "effect/Stream"
 import { Argument, Command, Flag } from "effect/cli"
-import { DaemonError } from "../DaemonError.ts"
 import type { CassetteOptions } from "../Layers.ts"
-import { Access } from "./Access.ts"
 import * as CassetteFlags from "./CassetteFlags.ts"
 import { root } from "./Commands.ts"
 import * as Output from "./Output.ts"
+import { callsLayer } from "./WithCalls.ts"
 import { pinCommands } from "./ToolsCommands.ts"
 
 /** The exit code of an upstream's answer: 8 for 4xx, 9 for 5xx, else 0. */
@@ -58,14 +57,10 @@ const withCalls = <A, E, R>(
   cassette?: CassetteOptions
 ) =>
   Effect.gen(function* () {
-    const flags = yield* root
-    const access = yield* Access
-    if (access.calls === undefined) {
-      return yield* new DaemonError({ reason: "io_error", message: "this CLI was built without upstream calls" })
-    }
+    const calls = yield* callsLayer(cassette)
     const services = Effect.all({ proxy: Effect.service(Proxy.Proxy), tools: Effect.service(Tools.Tools) })
     return yield* Effect.flatMap(services, f).pipe(
-      Effect.provide(access.calls({ home: Option.getOrUndefined(flags.home), via: flags.via, cassette })),
+      Effect.provide(calls),
       // Warnings (e.g. a tool-pin change seen while listing) go to stderr: stdout is the answer (`--json`).
       Effect.provideService(Logger.LogToStderr, true)
     )
